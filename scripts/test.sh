@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test of cfscrub: installs what the tests need, checks format and
+# lints, starts a Kafka broker on loopback, runs the test suite and the
+# benchmarks in test mode, and stops the broker again.
+#
+# Usage: scripts/test.sh [extra arguments for `cargo test`]
+#
+# With CI=true a test that needs a missing component fails instead of
+# skipping. The broker listens on 127.0.0.1:${KAFKA_PORT:-9092}.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+step() {
+  printf '\n==> %s\n' "$*" >&2
+}
+
+step "installing test dependencies"
+scripts/setup-test-deps.sh
+
+step "checking format and lints"
+cargo fmt --all -- --check
+cargo clippy --release --all-targets --locked -- -D warnings
+
+step "starting the Kafka broker"
+export KAFKA_PORT="${KAFKA_PORT:-9092}"
+scripts/kafka.sh stop >/dev/null 2>&1 || true
+scripts/kafka.sh start
+trap 'scripts/kafka.sh stop >/dev/null 2>&1 || true' EXIT
+export CFSCRUB_TEST_KAFKA="127.0.0.1:${KAFKA_PORT}"
+
+step "running the test suite"
+cargo test --release --locked "$@"
+
+step "running the benchmarks once, in test mode"
+cargo bench --locked --bench engine -- --test

@@ -1,0 +1,192 @@
+//! Definitions of the command-line arguments.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine::{
+    DEFAULT_KEYWORDS, DEFAULT_WINDOW, Kind, KindSet, Level, Scanner, Style,
+};
+
+const KINDS_HELP: &str = "\
+Kinds, by id:
+  user_token         user API token, cfut_ prefix and CRC-32
+  account_token      account API token, cfat_ prefix and CRC-32
+  global_key         Global API key, cfk_ prefix and CRC-32
+  legacy_token       API token issued before 2026, found after a keyword
+  legacy_global_key  Global API key issued before 2026, found after a keyword
+  origin_ca_key      Origin CA key, v1.0- prefix
+
+Levels, weakest first:
+  checksum_invalid   prefix, body and checksum, but the CRC-32 does not match
+  contextual         no checksum: found by a keyword or by a fixed shape
+  checksum_missing   prefix and 40-character body, checksum absent or cut off
+  checksum_valid     the CRC-32 matches: a confirmed credential
+
+Exit status: 0 on success, 1 when something was redacted and
+--fail-on-find is set, 2 on a usage error or a failed read or write.";
+
+/// Finds Cloudflare API credentials in log streams and redacts them.
+///
+/// Without a subcommand, cfscrub is a filter: it reads each FILE in order,
+/// or standard input, and writes it to standard output with every
+/// credential replaced. Everything else passes through byte for byte.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cfscrub",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_long_help = KINDS_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    /// Log level for cfscrub's own messages on stderr: error, warn, info,
+    /// debug or trace. RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    pub log_level: String,
+}
+
+/// The modes other than the filter.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Redacts a generated log with planted credentials of every kind and
+    /// prints the result and a summary.
+    Demo(DemoArgs),
+}
+
+/// Arguments of the stream filter.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Files to read in order, as one stream; `-` or none means standard
+    /// input.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<String>,
+
+    /// Writes one JSON object per finding to PATH (`-` for stderr): kind,
+    /// level, offset, length, line, source and fingerprint, never the
+    /// credential.
+    #[arg(long, value_name = "PATH")]
+    pub findings: Option<String>,
+
+    /// Exits with status 1 when anything was redacted.
+    #[arg(long)]
+    pub fail_on_find: bool,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Arguments of the demo.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seed of the generated log, to make a run repeatable; random when
+    /// absent.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// What to detect and how to replace it, shared by every mode.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Replacement: `label` names the kind, `mask` keeps the prefix and
+    /// length, `fingerprint` keeps the prefix and adds a short SHA-256.
+    #[arg(long, default_value = "label", value_name = "STYLE")]
+    pub style: Style,
+
+    /// Lowest level that is redacted; weaker findings are reported but
+    /// left in place. Levels are listed in --help.
+    #[arg(
+        long,
+        default_value = "checksum_invalid",
+        value_name = "LEVEL",
+        value_parser = parse_level
+    )]
+    pub min_level: Level,
+
+    /// Comma-separated kinds to detect (default: all). Kinds are listed in
+    /// --help.
+    #[arg(
+        long,
+        value_name = "KIND,...",
+        value_delimiter = ',',
+        value_parser = parse_kind
+    )]
+    pub kinds: Vec<Kind>,
+
+    /// Comma-separated kinds not to detect.
+    #[arg(
+        long,
+        value_name = "KIND,...",
+        value_delimiter = ',',
+        value_parser = parse_kind
+    )]
+    pub skip_kinds: Vec<Kind>,
+
+    /// Adds a context keyword (repeatable), matched ignoring ASCII case,
+    /// after which a legacy token or key is a finding. The defaults stay.
+    #[arg(long = "keyword", value_name = "WORD")]
+    pub keywords: Vec<String>,
+
+    /// Bytes after a keyword, on the same line, in which a legacy token or
+    /// key must start.
+    #[arg(long, default_value_t = DEFAULT_WINDOW, value_name = "BYTES")]
+    pub context_window: usize,
+}
+
+impl EngineArgs {
+    /// Builds the scanner these arguments describe.
+    pub fn scanner(&self) -> anyhow::Result<Arc<Scanner>> {
+        let mut kinds = if self.kinds.is_empty() {
+            KindSet::all()
+        } else {
+            self.kinds.iter().copied().collect()
+        };
+        for kind in &self.skip_kinds {
+            kinds.remove(*kind);
+        }
+        if kinds.is_empty() {
+            anyhow::bail!(
+                "invalid --kinds/--skip-kinds: no kind is left to detect"
+            );
+        }
+        let mut builder = Scanner::builder();
+        builder
+            .kinds(kinds)
+            .style(self.style)
+            .min_level(self.min_level)
+            .window(self.context_window);
+        for keyword in &self.keywords {
+            builder.keyword(keyword.as_bytes());
+        }
+        let scanner = builder.build().with_context(|| {
+            format!(
+                "invalid --keyword or --context-window (defaults: {})",
+                DEFAULT_KEYWORDS.join(", ")
+            )
+        })?;
+        Ok(Arc::new(scanner))
+    }
+}
+
+fn parse_kind(id: &str) -> Result<Kind, String> {
+    Kind::from_id(id).ok_or_else(|| {
+        let ids: Vec<_> = Kind::ALL.iter().map(|k| k.id()).collect();
+        format!("invalid kind {id:?}: expected one of {}", ids.join(", "))
+    })
+}
+
+fn parse_level(id: &str) -> Result<Level, String> {
+    Level::from_id(id).ok_or_else(|| {
+        let ids: Vec<_> = Level::ALL.iter().map(|l| l.id()).collect();
+        format!("invalid level {id:?}: expected one of {}", ids.join(", "))
+    })
+}

@@ -1,0 +1,46 @@
+//! The command line: argument definitions and the wiring of each mode.
+
+mod args;
+mod demo;
+mod filter;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::{Cli, Command, EngineArgs, FilterArgs};
+
+/// Exit status when something was redacted and `--fail-on-find` is set.
+pub const EXIT_FOUND: u8 = 1;
+/// Exit status for a usage error or a failed read or write.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Runs cfscrub with the process's arguments and returns its exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    let result = match cli.command {
+        None => filter::run(&cli.filter),
+        Some(Command::Demo(args)) => demo::run(&args),
+    };
+    match result {
+        Ok(status) => status,
+        Err(error) => {
+            eprintln!("cfscrub: {error:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Sends `tracing` events to stderr, filtered by `RUST_LOG` when it is set
+/// and by `level` otherwise.
+fn init_logging(level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

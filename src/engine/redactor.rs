@@ -1,0 +1,334 @@
+//! The streaming redactor: chunks of any size in, redacted bytes out.
+
+use std::sync::Arc;
+
+use super::kind::{Kind, Level};
+use super::scan::{ScanState, Span, scan};
+use super::scanner::Scanner;
+use super::style::Fingerprint;
+
+/// Where a redactor writes its output and reports its findings.
+///
+/// `write` receives the output in order. Clean spans come straight from the
+/// chunk given to [`Redactor::push`], so a sink that forwards large slices
+/// without copying them keeps the copy count at one.
+pub trait Sink {
+    /// The error a write or a report can fail with.
+    type Error;
+
+    /// Writes the next bytes of output.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Self::Error>;
+
+    /// Reports a finding, before the bytes that replace it are written.
+    fn finding(&mut self, finding: &Finding) -> Result<(), Self::Error>;
+}
+
+/// One detected credential. It never holds the credential's bytes: only
+/// where it was, what it was, and its [`Fingerprint`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The kind of credential.
+    pub kind: Kind,
+    /// How strongly it is confirmed.
+    pub level: Level,
+    /// Offset of its first byte from the start of the stream.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub len: usize,
+    /// 1-based line number of its first byte, or 0 when line counting is
+    /// off (see [`Redactor::count_lines`]).
+    pub line: u64,
+    /// Short SHA-256 of its bytes.
+    pub fingerprint: Fingerprint,
+    /// Whether it was replaced: false when its level is below the
+    /// scanner's minimum level.
+    pub redacted: bool,
+}
+
+/// Totals that a redactor keeps, for metrics and summaries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes given to [`Redactor::push`].
+    pub bytes_in: u64,
+    /// Bytes written to the sink.
+    pub bytes_out: u64,
+    /// Prefilter hits looked at. A hit in the bytes held back at the end
+    /// of a chunk is counted again when the next chunk arrives.
+    pub candidates: u64,
+    /// Findings by kind (index in [`Kind::ALL`]) and level (index in
+    /// [`Level::ALL`]).
+    pub findings: [[u64; 4]; 6],
+    /// Findings that were replaced, by kind.
+    pub redactions: [u64; 6],
+}
+
+impl Stats {
+    /// Returns the number of findings of every kind and level.
+    pub fn total_findings(&self) -> u64 {
+        self.findings.iter().flatten().sum()
+    }
+
+    /// Returns the number of findings that were replaced.
+    pub fn total_redactions(&self) -> u64 {
+        self.redactions.iter().sum()
+    }
+}
+
+/// Chunks up to this size are joined to the held-back bytes before they
+/// are scanned; a larger chunk gets only its first bytes joined and is then
+/// scanned in place.
+const STITCH_MIN: usize = 1024;
+
+/// Redacts one stream, fed in chunks of any size.
+///
+/// The output is the input except for each detected span, whatever the
+/// chunk sizes: a credential split across two chunks is found as if the
+/// stream were one buffer. Between chunks the redactor holds back only the
+/// bytes of a candidate that has not ended yet, at most
+/// [`Scanner::max_hold`] bytes, so a line that ends with a newline is
+/// written out whole by the `push` that received the newline.
+///
+/// ```
+/// use std::sync::Arc;
+/// use cfscrub::engine::Scanner;
+///
+/// let scanner = Arc::new(Scanner::builder().build().unwrap());
+/// let mut redactor = scanner.redactor();
+/// let mut out = Vec::new();
+/// redactor.push_to_vec(b"token=cfut_abc", &mut out);
+/// redactor.push_to_vec(b" is too short\n", &mut out);
+/// redactor.finish_to_vec(&mut out);
+/// assert_eq!(out, b"token=cfut_abc is too short\n");
+/// ```
+pub struct Redactor {
+    scanner: Arc<Scanner>,
+    state: ScanState,
+    /// Bytes held back: scanned but not settled, always fewer than
+    /// `scanner.max_hold`.
+    pending: Vec<u8>,
+    /// Stream offset of the first byte of `pending`.
+    offset: u64,
+    count_lines: bool,
+    /// Newlines in the bytes before `offset`.
+    lines: u64,
+    spans: Vec<Span>,
+    replacement: Vec<u8>,
+    stats: Stats,
+    finished: bool,
+}
+
+impl Redactor {
+    /// Returns a redactor at the start of a stream.
+    pub fn new(scanner: Arc<Scanner>) -> Redactor {
+        Redactor {
+            scanner,
+            state: ScanState::default(),
+            pending: Vec::new(),
+            offset: 0,
+            count_lines: false,
+            lines: 0,
+            spans: Vec::new(),
+            replacement: Vec::new(),
+            stats: Stats::default(),
+            finished: false,
+        }
+    }
+
+    /// Turns line numbers in findings on or off (default: off). Counting
+    /// lines reads every byte once more, so it is only worth it when the
+    /// findings are reported.
+    pub fn count_lines(&mut self, yes: bool) -> &mut Redactor {
+        self.count_lines = yes;
+        self
+    }
+
+    /// Returns the totals so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Returns the stream offset up to which output has been written.
+    pub fn settled_offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Returns the number of bytes held back, waiting for the next chunk.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Scans the next chunk and writes to `sink` every byte that is
+    /// settled.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called after [`Redactor::finish`].
+    pub fn push<S: Sink>(
+        &mut self,
+        chunk: &[u8],
+        sink: &mut S,
+    ) -> Result<(), S::Error> {
+        assert!(!self.finished, "push after finish");
+        self.stats.bytes_in += chunk.len() as u64;
+        let mut chunk = chunk;
+        if !self.pending.is_empty() {
+            let stitch = self.scanner.max_hold.max(STITCH_MIN) * 2;
+            if chunk.len() <= stitch {
+                self.pending.extend_from_slice(chunk);
+                return self.scan_pending(false, sink);
+            }
+            let held = self.pending.len();
+            self.pending.extend_from_slice(&chunk[..stitch]);
+            let mut pending = std::mem::take(&mut self.pending);
+            let result = self.scan_and_write(&pending, false, sink);
+            let release = result?;
+            // The joined bytes reach far enough past the held ones that
+            // every candidate starting in them was decided.
+            debug_assert!(release >= held, "held bytes not settled");
+            if release < held {
+                pending.drain(..release);
+                pending.extend_from_slice(&chunk[stitch..]);
+                self.pending = pending;
+                return self.scan_pending(false, sink);
+            }
+            chunk = &chunk[release - held..];
+            pending.clear();
+            self.pending = pending;
+        }
+        let release = self.scan_and_write(chunk, false, sink)?;
+        self.pending.extend_from_slice(&chunk[release..]);
+        Ok(())
+    }
+
+    /// Ends the stream: decides every candidate held back with what is
+    /// there and writes the rest of the output.
+    pub fn finish<S: Sink>(&mut self, sink: &mut S) -> Result<(), S::Error> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        self.scan_pending(true, sink)
+    }
+
+    /// Like [`Redactor::push`], appending the output to `out` and dropping
+    /// the findings.
+    pub fn push_to_vec(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        let mut sink = Collect { out, findings: Vec::new() };
+        let Ok(()) = self.push(chunk, &mut sink);
+    }
+
+    /// Like [`Redactor::finish`], appending the output to `out`.
+    pub fn finish_to_vec(&mut self, out: &mut Vec<u8>) {
+        let mut sink = Collect { out, findings: Vec::new() };
+        let Ok(()) = self.finish(&mut sink);
+    }
+
+    fn scan_pending<S: Sink>(
+        &mut self,
+        at_end: bool,
+        sink: &mut S,
+    ) -> Result<(), S::Error> {
+        let mut pending = std::mem::take(&mut self.pending);
+        let result = self.scan_and_write(&pending, at_end, sink);
+        if let Ok(release) = result {
+            pending.drain(..release);
+        }
+        self.pending = pending;
+        result.map(|_| ())
+    }
+
+    /// Scans `buf`, which starts at `self.offset`, writes its settled part
+    /// and returns how many bytes were settled.
+    fn scan_and_write<S: Sink>(
+        &mut self,
+        buf: &[u8],
+        at_end: bool,
+        sink: &mut S,
+    ) -> Result<usize, S::Error> {
+        self.spans.clear();
+        let scanner = &*self.scanner;
+        let scanned = scan(
+            scanner,
+            &mut self.state,
+            self.offset,
+            buf,
+            at_end,
+            &mut self.spans,
+        );
+        self.stats.candidates += scanned.candidates;
+        let release = scanned.release;
+        let mut written = 0;
+        let mut counted = 0;
+        for span in &self.spans {
+            let credential = &buf[span.start..span.end()];
+            if self.count_lines {
+                self.lines += count_newlines(&buf[counted..span.start]);
+                counted = span.start;
+            }
+            let redacted = span.level >= scanner.min_level;
+            let finding = Finding {
+                kind: span.kind,
+                level: span.level,
+                offset: self.offset + span.start as u64,
+                len: span.len,
+                line: if self.count_lines { self.lines + 1 } else { 0 },
+                fingerprint: Fingerprint::of(credential),
+                redacted,
+            };
+            sink.finding(&finding)?;
+            let kind = span.kind as usize;
+            self.stats.findings[kind][span.level as usize] += 1;
+            if !redacted {
+                continue;
+            }
+            self.stats.redactions[kind] += 1;
+            sink.write(&buf[written..span.start])?;
+            self.replacement.clear();
+            let style = scanner.style;
+            style.write(
+                span.kind,
+                credential,
+                finding.fingerprint,
+                &mut self.replacement,
+            );
+            sink.write(&self.replacement)?;
+            self.stats.bytes_out +=
+                (span.start - written + self.replacement.len()) as u64;
+            written = span.end();
+        }
+        if release > written {
+            sink.write(&buf[written..release])?;
+            self.stats.bytes_out += (release - written) as u64;
+        }
+        if self.count_lines {
+            self.lines += count_newlines(&buf[counted..release]);
+        }
+        self.offset += release as u64;
+        Ok(release)
+    }
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    // A plain filter and count: the compiler turns it into a SIMD loop.
+    bytes.iter().filter(|b| **b == b'\n').count() as u64
+}
+
+/// A sink that appends the output to a vector and keeps the findings.
+pub(crate) struct Collect<'a> {
+    pub(crate) out: &'a mut Vec<u8>,
+    pub(crate) findings: Vec<Finding>,
+}
+
+impl Sink for Collect<'_> {
+    type Error = std::convert::Infallible;
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.out.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finding(&mut self, finding: &Finding) -> Result<(), Self::Error> {
+        self.findings.push(*finding);
+        Ok(())
+    }
+}

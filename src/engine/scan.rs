@@ -1,0 +1,307 @@
+//! The scan of one contiguous buffer: finds every span to redact and the
+//! point up to which the buffer is settled.
+//!
+//! A scan never looks before the start of its buffer. Whatever it needs to
+//! know about earlier bytes is in [`ScanState`]: whether a keyword's context
+//! window is still open, and whether the byte just before the buffer was a
+//! token character. The scan leaves the state as it stands at the release
+//! point, so the bytes after that point can be scanned again, joined to the
+//! next chunk, with the same result as if the stream were one buffer.
+
+use memchr::memchr;
+
+use super::confirm::{
+    Check, LEGACY_KEY_LEN, check_origin_ca, check_prefixed,
+    classify_legacy_run, is_token_byte,
+};
+use super::kind::{Kind, Level};
+use super::prefilter::Hit;
+use super::scanner::Scanner;
+
+/// A span of the buffer that holds a credential.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+    pub(crate) kind: Kind,
+    pub(crate) level: Level,
+}
+
+impl Span {
+    pub(crate) fn end(&self) -> usize {
+        self.start + self.len
+    }
+}
+
+/// What the scan of the next buffer needs to know about the bytes before
+/// it. Offsets are absolute: counted from the start of the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ScanState {
+    /// End of the open context window. No window is open when this is at
+    /// or before the buffer start. A window never crosses a newline.
+    pub(crate) window_end: u64,
+    /// Runs of token characters that start before this offset were
+    /// already classified.
+    pub(crate) runs_from: u64,
+    /// The byte just before the buffer; a newline at the start of input.
+    pub(crate) prev: u8,
+}
+
+impl Default for ScanState {
+    fn default() -> ScanState {
+        ScanState { window_end: 0, runs_from: 0, prev: b'\n' }
+    }
+}
+
+/// The outcome of one scan.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scanned {
+    /// Bytes before this offset are settled: every credential in them is
+    /// in the spans, and the rest can be written out.
+    pub(crate) release: usize,
+    /// Prefilter hits looked at, for the candidates metric.
+    pub(crate) candidates: u64,
+}
+
+/// Longest run of token characters that can still be a legacy credential.
+const LONGEST_LEGACY: usize = *LEGACY_KEY_LEN.end();
+
+struct Scan<'a> {
+    scanner: &'a Scanner,
+    buf: &'a [u8],
+    base: u64,
+    at_end: bool,
+    prev: u8,
+    spans: &'a mut Vec<Span>,
+    first_span: usize,
+    /// Earliest offset in `buf` that cannot be settled yet.
+    hold: usize,
+    /// End of the open window, absolute.
+    window_end: u64,
+    /// Runs starting before this absolute offset were classified.
+    runs_from: u64,
+    /// End of the window carried in from the previous buffer, once cut
+    /// at a newline.
+    carried_end: u64,
+    /// Start in `buf` and absolute window end of each keyword seen, to
+    /// rebuild the state at the release point.
+    keywords: Vec<(usize, u64)>,
+    candidates: u64,
+}
+
+/// Scans `buf`, whose first byte is at absolute offset `base`, appends the
+/// spans to redact to `spans` in order, and moves `state` to the release
+/// point.
+///
+/// When `at_end` is true the buffer is the end of the input: every
+/// candidate is decided with what is there and the whole buffer is
+/// released.
+pub(crate) fn scan(
+    scanner: &Scanner,
+    state: &mut ScanState,
+    base: u64,
+    buf: &[u8],
+    at_end: bool,
+    spans: &mut Vec<Span>,
+) -> Scanned {
+    let mut scan = Scan {
+        scanner,
+        buf,
+        base,
+        at_end,
+        prev: state.prev,
+        first_span: spans.len(),
+        spans,
+        hold: buf.len(),
+        window_end: state.window_end,
+        runs_from: state.runs_from.max(base),
+        carried_end: state.window_end,
+        keywords: Vec::new(),
+        candidates: 0,
+    };
+    if scan.window_end > base {
+        scan.open_window(0);
+    }
+    scan.carried_end = scan.window_end;
+    scan.follow_hits();
+    if !at_end && let Some(start) = scanner.prefilter.partial_at_end(buf) {
+        scan.hold = scan.hold.min(start);
+    }
+    let release = scan.settle();
+    *state = scan.state_at(release);
+    Scanned { release, candidates: scan.candidates }
+}
+
+impl Scan<'_> {
+    fn abs(&self, offset: usize) -> u64 {
+        self.base + offset as u64
+    }
+
+    fn rel(&self, offset: u64) -> usize {
+        let end = self.base + self.buf.len() as u64;
+        (offset.clamp(self.base, end) - self.base) as usize
+    }
+
+    fn byte_before(&self, offset: usize) -> u8 {
+        if offset == 0 { self.prev } else { self.buf[offset - 1] }
+    }
+
+    /// Goes through the prefilter's hits in order until the buffer ends or
+    /// a candidate needs bytes that have not arrived.
+    fn follow_hits(&mut self) {
+        let prefilter = &self.scanner.prefilter;
+        let mut from = 0;
+        while let Some((start, pattern)) = prefilter.find(self.buf, from) {
+            if start >= self.hold {
+                break;
+            }
+            self.candidates += 1;
+            let hit = prefilter.resolve(self.buf, start, pattern, self.at_end);
+            let next = match hit {
+                Hit::NeedMore => None,
+                Hit::NoMatch => Some(start + 1),
+                Hit::Prefix(kind) => self.check_prefix(start, kind),
+                Hit::Keyword { len } => {
+                    self.keyword(start, len);
+                    Some(start + len)
+                }
+            };
+            match next {
+                Some(next) => from = next,
+                None => {
+                    self.hold = self.hold.min(start);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Confirms a prefixed candidate at `start`, returning where the
+    /// search goes on, or `None` when more input is needed.
+    fn check_prefix(&mut self, start: usize, kind: Kind) -> Option<usize> {
+        let bytes = &self.buf[start..];
+        let check = match kind.prefix() {
+            Some(_) if kind == Kind::OriginCaKey => {
+                check_origin_ca(bytes, self.at_end)
+            }
+            Some(prefix) => check_prefixed(bytes, prefix.len(), self.at_end),
+            None => unreachable!("only kinds with a prefix are searched"),
+        };
+        match check {
+            Check::NeedMore => None,
+            Check::NoMatch => Some(start + 1),
+            Check::Found { len, level } => {
+                self.spans.push(Span { start, len, kind, level });
+                Some(start + len)
+            }
+        }
+    }
+
+    /// Opens or widens the context window after a keyword at `start`.
+    fn keyword(&mut self, start: usize, len: usize) {
+        let keyword_end = start + len;
+        let window_end = self.abs(keyword_end) + self.scanner.window as u64;
+        self.window_end = self.window_end.max(window_end);
+        self.runs_from = self.runs_from.max(self.abs(keyword_end));
+        self.open_window(keyword_end);
+        self.keywords.push((start, self.window_end));
+    }
+
+    /// Closes the window at the first newline at or after `from`, then
+    /// classifies the runs that start inside it.
+    fn open_window(&mut self, from: usize) {
+        let end = self.rel(self.window_end);
+        if let Some(newline) = memchr(b'\n', &self.buf[from.min(end)..end]) {
+            self.window_end = self.abs(from.min(end) + newline);
+        }
+        self.classify_window_runs();
+    }
+
+    /// Classifies each run of token characters that starts inside the
+    /// window and has not been classified yet.
+    fn classify_window_runs(&mut self) {
+        let window_end = self.rel(self.window_end);
+        let mut at = self.rel(self.runs_from);
+        while at < window_end && at < self.hold {
+            let byte = self.buf[at];
+            let run_starts =
+                is_token_byte(byte) && !is_token_byte(self.byte_before(at));
+            if !run_starts {
+                at += 1;
+                continue;
+            }
+            let run_len = self.buf[at..]
+                .iter()
+                .position(|b| !is_token_byte(*b))
+                .unwrap_or(self.buf.len() - at);
+            let run_end = at + run_len;
+            if run_end == self.buf.len() && !self.at_end {
+                if run_len <= LONGEST_LEGACY {
+                    self.hold = self.hold.min(at);
+                    self.runs_from = self.abs(at);
+                    return;
+                }
+                // Too long to be a credential, whatever follows.
+                at = run_end;
+                break;
+            }
+            let kind = classify_legacy_run(&self.buf[at..run_end]);
+            if let Some(kind) =
+                kind.filter(|k| self.scanner.kinds.contains(*k))
+            {
+                let level = Level::Contextual;
+                self.spans.push(Span { start: at, len: run_len, kind, level });
+            }
+            at = run_end;
+        }
+        self.runs_from = self.runs_from.max(self.abs(at.min(self.hold)));
+    }
+
+    /// Sorts the spans, drops overlaps and every span the release point
+    /// does not cover, and returns the release point.
+    fn settle(&mut self) -> usize {
+        let spans = &mut self.spans[self.first_span..];
+        spans.sort_unstable_by_key(|s| (s.start, usize::MAX - s.len));
+        let mut kept = self.first_span;
+        let mut last_end = 0;
+        for i in self.first_span..self.spans.len() {
+            let span = self.spans[i];
+            if span.start >= self.hold {
+                break;
+            }
+            if span.start < last_end {
+                continue;
+            }
+            last_end = span.end();
+            self.spans[kept] = span;
+            kept += 1;
+        }
+        self.spans.truncate(kept);
+        let mut release = self.hold;
+        // A span that reaches past the release point is found again, whole,
+        // when the scan resumes at its start.
+        if let Some(last) =
+            self.spans.get(self.first_span..).and_then(|s| s.last().copied())
+            && last.end() > release
+        {
+            release = last.start;
+            self.spans.pop();
+        }
+        release
+    }
+
+    /// Returns the state that a scan resuming at `release` starts from.
+    fn state_at(&self, release: usize) -> ScanState {
+        let mut window_end = self.carried_end;
+        for &(start, end) in &self.keywords {
+            if start < release {
+                window_end = window_end.max(end);
+            }
+        }
+        ScanState {
+            window_end,
+            runs_from: self.runs_from.min(self.abs(release)),
+            prev: self.byte_before(release),
+        }
+    }
+}

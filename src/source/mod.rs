@@ -1,0 +1,5 @@
+//! Where bytes come from and go to: files, stdin and stdout.
+
+mod stdio;
+
+pub use stdio::{BatchWriter, Input, open_stdin, open_stdout};
