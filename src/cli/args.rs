@@ -1,6 +1,9 @@
 //! Definitions of the command-line arguments.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -58,6 +61,16 @@ pub enum Command {
     /// Redacts a generated log with planted credentials of every kind and
     /// prints the result and a summary.
     Demo(DemoArgs),
+
+    /// Follows log files across rotation, as `tail -F` does, and writes
+    /// their lines, redacted, to one output.
+    ///
+    /// Files that exist at start are read from their end (see
+    /// --from-start); files that appear later are read from their start.
+    /// Rotation by rename, by copy and truncate, and by delete and
+    /// recreate is followed. SIGTERM or SIGINT writes the checkpoint and
+    /// exits with status 0.
+    Follow(FollowArgs),
 }
 
 /// Arguments of the stream filter.
@@ -89,6 +102,65 @@ pub struct DemoArgs {
     /// absent.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Arguments of follow mode.
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// Files or glob patterns to follow, such as '/var/log/app/*.log'.
+    /// Quote a glob, so that files created later match it too.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<String>,
+
+    /// Reads the files that exist at start from their beginning, not from
+    /// their end.
+    #[arg(long)]
+    pub from_start: bool,
+
+    /// Keeps in FILE how far each file was written out, by device and
+    /// inode, and resumes from there on start. Files not in it are read
+    /// from their beginning.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// Seconds between checkpoint writes; one is also written on exit.
+    #[arg(
+        long,
+        default_value = "1",
+        value_name = "SECONDS",
+        value_parser = parse_seconds
+    )]
+    pub checkpoint_interval: Duration,
+
+    /// Appends the redacted lines to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Seconds between looks at every path when no file system event
+    /// comes; fractions such as 0.25 are allowed.
+    #[arg(
+        long,
+        default_value = "1",
+        value_name = "SECONDS",
+        value_parser = parse_seconds
+    )]
+    pub poll_interval: Duration,
+
+    /// Finds changes by polling alone, without inotify, as on file
+    /// systems that send no events.
+    #[arg(long)]
+    pub poll: bool,
+
+    /// Address of the metrics endpoint (/metrics, /healthz, /readyz).
+    #[arg(long, default_value = "127.0.0.1:9898", value_name = "ADDR")]
+    pub metrics_listen: SocketAddr,
+
+    /// Serves no metrics endpoint.
+    #[arg(long)]
+    pub no_metrics: bool,
 
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -189,4 +261,19 @@ fn parse_level(id: &str) -> Result<Level, String> {
         let ids: Vec<_> = Level::ALL.iter().map(|l| l.id()).collect();
         format!("invalid level {id:?}: expected one of {}", ids.join(", "))
     })
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.parse().map_err(|_| {
+        format!(
+            "invalid duration {text:?}: expected seconds, such as 1 or 0.25"
+        )
+    })?;
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
+        return Err(format!(
+            "invalid duration {text:?}: expected more than 0 and at most \
+             86400 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }

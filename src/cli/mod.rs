@@ -3,12 +3,13 @@
 mod args;
 mod demo;
 mod filter;
+mod follow;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, EngineArgs, FilterArgs};
+pub use args::{Cli, Command, EngineArgs, FilterArgs, FollowArgs};
 
 /// Exit status when something was redacted and `--fail-on-find` is set.
 pub const EXIT_FOUND: u8 = 1;
@@ -22,6 +23,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         None => filter::run(&cli.filter),
         Some(Command::Demo(args)) => demo::run(&args),
+        Some(Command::Follow(args)) => follow::run(&args),
     };
     match result {
         Ok(status) => status,
@@ -38,8 +40,11 @@ fn init_logging(level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(level));
+    // Colours only on a terminal: a log collector stores the escapes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
