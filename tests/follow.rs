@@ -1,14 +1,14 @@
 //! `cfscrub follow` against real files: where it starts, files that
 //! appear, disappear and match a glob, polling, and restarts from a
-//! checkpoint.
+//! checkpoint, and the metrics of follow mode.
 
 mod follow_support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use follow_support::{
-    Follow, Line, append, assert_lines, assert_no_mixed_lines, line, open_log,
-    temp_dir, wait_for_lines,
+    Follow, Line, WAIT, append, assert_lines, assert_no_mixed_lines, http_get,
+    line, metric, open_log, temp_dir, wait_for_lines,
 };
 
 #[test]
@@ -239,4 +239,53 @@ fn invalid_arguments_are_rejected() {
     assert_eq!(bad_interval.status.code(), Some(2));
     let message = String::from_utf8_lossy(&bad_interval.stderr);
     assert!(message.contains("invalid duration"), "stderr: {message}");
+}
+
+#[test]
+fn metrics_count_lines_and_rotations() {
+    let dir = temp_dir("metrics");
+    let path = dir.join("app.log");
+    std::fs::write(&path, "").unwrap();
+    let follow = Follow::start(&dir, &dir.join("out"), &["app.log"]);
+    let addr = follow.metrics_addr();
+    let lines: Vec<Line> = (0..6).map(|seq| line("a", seq)).collect();
+    let mut log = open_log(&path);
+    for line in &lines[..3] {
+        append(&mut log, &line.text);
+    }
+    std::fs::rename(&path, dir.join("app.log.1")).unwrap();
+    let mut log = open_log(&path);
+    for line in &lines[3..] {
+        append(&mut log, &line.text);
+    }
+    wait_for_lines(&follow, lines.len());
+    let written = "cfscrub_written_records_total{source=\"follow\"}";
+    let deadline = Instant::now() + WAIT;
+    let text = loop {
+        let text = http_get(&addr, "/metrics");
+        if metric(&text, written) == Some(6.0) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "metrics never counted 6 lines");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let ready = http_get(&addr, "/readyz");
+    let health = http_get(&addr, "/healthz");
+    let (status, _) = follow.stop();
+    assert!(status.success(), "exit status {status}");
+    let read = "cfscrub_read_records_total{source=\"follow\"}";
+    assert_eq!(metric(&text, read), Some(6.0));
+    let renames = "cfscrub_follow_rotations_total{rotation=\"rename\"}";
+    assert_eq!(metric(&text, renames), Some(1.0));
+    let truncations = "cfscrub_follow_rotations_total{rotation=\"truncate\"}";
+    assert_eq!(metric(&text, truncations), Some(0.0));
+    let user = "cfscrub_redactions_total{kind=\"user_token\"}";
+    assert_eq!(metric(&text, user), Some(2.0));
+    let bytes: usize = lines.iter().map(|l| l.text.len()).sum();
+    let read_bytes = "cfscrub_read_bytes_total{source=\"follow\"}";
+    assert_eq!(metric(&text, read_bytes), Some(bytes as f64));
+    assert_eq!(metric(&text, "cfscrub_follow_files"), Some(1.0));
+    assert_eq!(metric(&text, "cfscrub_ready"), Some(1.0));
+    assert!(ready.starts_with("HTTP/1.1 200"), "readyz: {ready}");
+    assert!(health.starts_with("HTTP/1.1 200"), "healthz: {health}");
 }

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::engine::{
     DEFAULT_KEYWORDS, DEFAULT_WINDOW, Kind, KindSet, Level, Scanner, Style,
 };
+use crate::observe::DEFAULT_METRICS_ADDR;
 
 const KINDS_HELP: &str = "\
 Kinds, by id:
@@ -154,8 +155,15 @@ pub struct FollowArgs {
     #[arg(long)]
     pub poll: bool,
 
-    /// Address of the metrics endpoint (/metrics, /healthz, /readyz).
-    #[arg(long, default_value = "127.0.0.1:9898", value_name = "ADDR")]
+    /// Address of the metrics endpoint (/metrics, /healthz, /readyz), or
+    /// a port alone for that port on 127.0.0.1. Use 0.0.0.0:PORT in a
+    /// pod, so that the kubelet's probes and Prometheus reach it.
+    #[arg(
+        long,
+        default_value = DEFAULT_METRICS_ADDR,
+        value_name = "ADDR",
+        value_parser = parse_listen
+    )]
     pub metrics_listen: SocketAddr,
 
     /// Serves no metrics endpoint.
@@ -276,4 +284,16 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| {
+        format!(
+            "invalid address {text:?}: expected IP:PORT, such as \
+             0.0.0.0:9898, or a port"
+        )
+    })
 }

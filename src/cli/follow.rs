@@ -9,7 +9,7 @@ use tokio::runtime::Runtime;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::args::FollowArgs;
-use crate::observe::Metrics;
+use crate::observe::{Metrics, serve};
 use crate::source::follow::output::Output;
 use crate::source::follow::watch::{Pattern, Wake};
 use crate::source::follow::{FollowConfig, Follower, touch_rotation_labels};
@@ -101,8 +101,11 @@ fn serve_metrics(
         )?;
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(addr = %local, "metrics endpoint listening");
-    let _ = (listener, metrics);
-    // TODO: serve `/metrics`, `/healthz` and `/readyz` here once the
-    // endpoint lands.
+    let metrics = metrics.clone();
+    runtime.spawn(async move {
+        if let Err(error) = serve(listener, metrics).await {
+            tracing::error!(addr = %local, %error, "metrics endpoint stopped");
+        }
+    });
     Ok(())
 }
