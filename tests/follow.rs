@@ -139,8 +139,8 @@ fn lines_of_two_files_stay_whole() {
     let mut b_log = open_log(&dir.join("b.log"));
     for (a_line, b_line) in a.iter().zip(&b) {
         // Each line of a is written in two parts, with a whole line of b
-        // and a pause between them, so a cfscrub that wrote what it read
-        // at once would put the line of b inside the line of a.
+        // and a pause between them. A cfscrub that wrote what it read at
+        // once would put the line of b inside the line of a.
         let (head, tail) = a_line.text.split_at(a_line.text.len() / 2);
         append(&mut a_log, head);
         append(&mut b_log, &b_line.text);
@@ -259,6 +259,7 @@ fn metrics_count_lines_and_rotations() {
         append(&mut log, &line.text);
     }
     wait_for_lines(&follow, lines.len());
+
     let written = "cfscrub_written_records_total{source=\"follow\"}";
     let deadline = Instant::now() + WAIT;
     let text = loop {
@@ -273,6 +274,7 @@ fn metrics_count_lines_and_rotations() {
     let health = http_get(&addr, "/healthz");
     let (status, _) = follow.stop();
     assert!(status.success(), "exit status {status}");
+
     let read = "cfscrub_read_records_total{source=\"follow\"}";
     assert_eq!(metric(&text, read), Some(6.0));
     let renames = "cfscrub_follow_rotations_total{rotation=\"rename\"}";
@@ -288,4 +290,62 @@ fn metrics_count_lines_and_rotations() {
     assert_eq!(metric(&text, "cfscrub_ready"), Some(1.0));
     assert!(ready.starts_with("HTTP/1.1 200"), "readyz: {ready}");
     assert!(health.starts_with("HTTP/1.1 200"), "healthz: {health}");
+}
+
+#[test]
+fn restart_after_kill_loses_nothing() {
+    let dir = temp_dir("kill");
+    let path = dir.join("app.log");
+    let out = dir.join("out");
+    let checkpoint = dir.join("follow.checkpoint");
+    let args = [
+        "--from-start",
+        "--checkpoint",
+        "follow.checkpoint",
+        "--checkpoint-interval",
+        "0.1",
+        "app.log",
+    ];
+    let lines: Vec<Line> = (0..8).map(|seq| line("a", seq)).collect();
+    let mut log = open_log(&path);
+    for line in &lines[..4] {
+        append(&mut log, &line.text);
+    }
+    let follow = Follow::start(&dir, &out, &args);
+    wait_for_lines(&follow, 4);
+    let recorded: usize = lines[..4].iter().map(|l| l.text.len()).sum();
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(&checkpoint)
+        .is_ok_and(|text| text.contains(&format!("\"offset\": {recorded}")))
+    {
+        assert!(Instant::now() < deadline, "checkpoint never recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Two more lines, then a crash: the checkpoint may or may not have
+    // recorded them yet.
+    for line in &lines[4..6] {
+        append(&mut log, &line.text);
+    }
+    wait_for_lines(&follow, 6);
+    follow.kill();
+    for line in &lines[6..] {
+        append(&mut log, &line.text);
+    }
+    let follow = Follow::start(&dir, &out, &args);
+    let mut output = wait_for_lines(&follow, lines.len());
+    let last = &lines[7].expected;
+    while !output.ends_with(last.as_str()) {
+        output = wait_for_lines(&follow, output.lines().count() + 1);
+    }
+    let (status, _) = follow.stop();
+    assert!(status.success(), "exit status {status}");
+
+    let written: Vec<&str> = output.split_inclusive('\n').collect();
+    let expected: Vec<&str> =
+        lines.iter().map(|line| line.expected.as_str()).collect();
+    assert_eq!(written[..6], expected[..6], "first run");
+    // The second run starts where the checkpoint was: after line 3 or 5.
+    let restart = 6 + 8 - written.len();
+    assert!((4..=6).contains(&restart), "{} lines written", written.len());
+    assert_eq!(written[6..], expected[restart..], "second run");
 }

@@ -109,7 +109,10 @@ fn rotate_by_rename(logger: &mut Logger, rotated: &Path) {
 ///
 /// Lines that the follower has not read when the file is truncated exist
 /// only in the copy, as logrotate documents, so this waits until cfscrub
-/// has read everything, the unfinished line included.
+/// has read everything, the unfinished line included. A truncated file
+/// that grows past the old read offset before the follower looks again
+/// cannot be distinguished from one that only grew, so this also waits until
+/// cfscrub has gone back to the start before the logger goes on.
 fn rotate_by_truncation(logger: &mut Logger, rotated: &Path, follow: &Follow) {
     let tail = logger.write_head();
     follow.wait_until_read(&logger.path);
@@ -118,6 +121,7 @@ fn rotate_by_truncation(logger: &mut Logger, rotated: &Path, follow: &Follow) {
         std::fs::OpenOptions::new().write(true).open(&logger.path).unwrap();
     file.set_len(0).unwrap();
     append(&mut logger.file, &tail);
+    follow.wait_until_read(&logger.path);
 }
 
 #[test]

@@ -30,6 +30,7 @@ pub(super) fn run(args: &FollowArgs) -> anyhow::Result<ExitCode> {
     };
     let metrics = Metrics::new().context("cannot create the metrics")?;
     touch_rotation_labels(&metrics);
+
     // Signals and the metrics endpoint run on a small runtime beside the
     // follow loop, which blocks this thread.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -43,6 +44,7 @@ pub(super) fn run(args: &FollowArgs) -> anyhow::Result<ExitCode> {
     if !args.no_metrics {
         serve_metrics(&runtime, args, &metrics)?;
     }
+
     let config = FollowConfig {
         patterns,
         from_start: args.from_start,

@@ -16,7 +16,7 @@ use cfscrub::engine::{Kind, sample};
 /// hanging. It is not a speed requirement.
 pub const WAIT: Duration = Duration::from_secs(60);
 
-/// A fresh directory under the system temporary directory.
+/// Creates an empty directory under the system temporary directory.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir()
         .join(format!("cfscrub-test-{name}-{}", std::process::id()));
@@ -128,6 +128,12 @@ impl Follow {
         }
     }
 
+    /// Kills the process with SIGKILL, as a crash would end it.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Returns the offset of cfscrub's open descriptor of the file at
     /// `path`, read from /proc, or `None` when it has none open.
     pub fn read_position(&self, path: &Path) -> Option<u64> {
@@ -154,12 +160,13 @@ impl Follow {
         None
     }
 
-    /// Waits until cfscrub has read the file at `path` to its end.
+    /// Waits until cfscrub has read the file at `path` to its end, and no
+    /// further: after a truncation, until it went back to the start.
     pub fn wait_until_read(&self, path: &Path) {
         let deadline = Instant::now() + WAIT;
         loop {
             let len = std::fs::metadata(path).unwrap().len();
-            if self.read_position(path).is_some_and(|pos| pos >= len) {
+            if self.read_position(path).is_some_and(|pos| pos == len) {
                 return;
             }
             assert!(
@@ -244,8 +251,8 @@ pub fn append(file: &mut File, text: &str) {
     file.write_all(text.as_bytes()).unwrap();
 }
 
-/// Waits until `path` holds at least `count` complete lines, and returns
-/// the whole file.
+/// Waits until the output contains at least `count` complete lines, and
+/// returns the whole file.
 pub fn wait_for_lines(follow: &Follow, count: usize) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
@@ -294,8 +301,8 @@ pub fn assert_no_mixed_lines(output: &str, names: &[&str]) {
         let whole = line.ends_with(" end\n")
             && names.iter().any(|name| line.starts_with(&format!("{name} ")))
             && line.matches(" end").count() == 1;
-        // Only the start of the line is shown: the rest may hold a
-        // credential that was not redacted.
+        // Only the start of the line is shown, because the rest may
+        // contain a credential that was not redacted.
         let start: String = line.chars().take(9).collect();
         assert!(
             whole,

@@ -128,8 +128,9 @@ impl Checkpoint {
         Ok(Some(checkpoint))
     }
 
-    /// Replaces the file at `path` with this checkpoint, atomically: a
-    /// reader or a crash sees the old contents or the new, never a mix.
+    /// Replaces the file at `path` with this checkpoint, atomically: after
+    /// a crash, or to a reader, the file has the old contents or the new,
+    /// never a mix.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
         let error =
             |source| CheckpointError::Write { path: path.to_owned(), source };
@@ -161,7 +162,8 @@ fn write_synced(path: &Path, checkpoint: &Checkpoint) -> io::Result<()> {
     file.sync_all()
 }
 
-/// Syncs the directory that holds `path`, so the rename survives a crash.
+/// Syncs the directory that contains `path`, so the rename survives a
+/// crash.
 fn sync_parent(path: &Path) -> io::Result<()> {
     let parent = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,

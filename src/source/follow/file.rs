@@ -43,7 +43,7 @@ impl FileId {
     }
 }
 
-/// How a followed file was rotated, as the `rotation` metric label.
+/// The way a followed file was rotated, as the `rotation` metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rotation {
     /// The file was renamed and a new one took its path (logrotate's

@@ -9,7 +9,7 @@
 //! the last line written, so a restart neither loses nor repeats a line.
 //!
 //! Files that exist at start are read from their end unless asked
-//! otherwise; files that appear later, and files not in an existing
+//! otherwise. Files that appear later, and files not in an existing
 //! checkpoint, are read from their start, because everything in them was
 //! written after cfscrub last looked.
 
@@ -46,7 +46,7 @@ pub struct FollowConfig {
     pub patterns: Vec<Pattern>,
     /// Read the files that exist at start from their beginning.
     pub from_start: bool,
-    /// Where to keep the checkpoint, if anywhere.
+    /// Path of the checkpoint file, if any.
     pub checkpoint: Option<PathBuf>,
     /// Time between checkpoint writes.
     pub checkpoint_interval: Duration,
@@ -56,7 +56,7 @@ pub struct FollowConfig {
     pub poll_only: bool,
 }
 
-/// Why following stopped.
+/// The failure that stopped following.
 #[derive(Debug)]
 pub enum FollowError {
     /// Writing the output failed.
@@ -197,8 +197,8 @@ impl Follower {
         woke
     }
 
-    /// Opens every path the patterns name at start, where the checkpoint
-    /// says or else at the end (or the start, when asked).
+    /// Opens every path the patterns name at start: at the offset the
+    /// checkpoint records, or else at the end (or the start, when asked).
     fn start(&mut self) -> Result<(), FollowError> {
         let restored = match &self.config.checkpoint {
             Some(path) => {
@@ -364,6 +364,7 @@ impl Follower {
                 return;
             }
         };
+
         let stream = &self.streams[path];
         if stream.newest().is_some_and(|newest| newest.same_file(&id)) {
             return;
@@ -380,6 +381,7 @@ impl Follower {
         if held_elsewhere {
             return;
         }
+
         let resumed = self
             .closed
             .remove(&(id.dev, id.ino))

@@ -18,8 +18,8 @@ use crate::source::open_stdout;
 /// before the rest of its line.
 pub const LONG_LINE: usize = 1024 * 1024;
 
-/// Where the redacted lines of every followed file go: standard output or
-/// a file opened for appending.
+/// The destination of the redacted lines of every followed file: standard
+/// output or a file opened for appending.
 pub struct Output {
     file: File,
     /// The destination as named in messages: a path, or `stdout`.
@@ -109,7 +109,7 @@ pub struct LineFeeder {
     published: Published,
 }
 
-/// What was last added to the metrics.
+/// The totals last added to the metrics.
 #[derive(Default)]
 struct Published {
     stats: Stats,
@@ -186,9 +186,9 @@ impl LineFeeder {
             self.release_settled(output);
             return;
         }
-        // Not expected, but if the redactor still holds bytes, release
-        // only whole lines and keep the checkpoint where it was: a restart
-        // may then write a line twice, never lose one.
+        // Not expected, but if the redactor still has pending bytes,
+        // release only whole lines and keep the checkpoint where it was, so
+        // a restart repeats lines instead of losing them.
         let Some(newline) = memrchr(b'\n', &self.out) else {
             return;
         };

@@ -34,8 +34,9 @@ pub struct Stream {
     /// took the path after it and wait for it to be read to the end.
     files: VecDeque<OpenFile>,
     feeder: LineFeeder,
-    /// Where each run of bytes read from one file starts, in the stream
-    /// and in its file, for the runs that still hold bytes not released.
+    /// Start offsets, in the stream and in its file, of each run of bytes
+    /// read from one file, for the runs that still contain bytes not
+    /// released.
     segments: Vec<Segment>,
     /// Whether a failure to open the path was logged already.
     pub open_failed: bool,
@@ -53,7 +54,7 @@ struct Segment {
     file_start: u64,
 }
 
-/// What one round of reading a stream found.
+/// The outcome of one round of reading a stream.
 #[derive(Debug, Default)]
 pub struct Round {
     /// The read budget ran out before the end of the front file.

@@ -14,7 +14,7 @@ use std::sync::mpsc::Sender;
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
-/// Why the follow loop wakes up.
+/// The reason the follow loop wakes up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {
     /// A watched directory changed.
@@ -29,7 +29,7 @@ pub enum Wake {
 pub struct Pattern {
     text: String,
     glob: Option<glob::Pattern>,
-    /// The deepest directory that holds every match and has no wildcard.
+    /// The deepest directory without a wildcard that contains every match.
     base: PathBuf,
 }
 
@@ -38,7 +38,7 @@ pub struct Pattern {
 pub struct PatternError {
     /// The pattern as given.
     pub pattern: String,
-    /// What is wrong with it.
+    /// The problem found in it.
     pub detail: String,
 }
 
