@@ -349,3 +349,38 @@ fn restart_after_kill_loses_nothing() {
     assert!((4..=6).contains(&restart), "{} lines written", written.len());
     assert_eq!(written[6..], expected[restart..], "second run");
 }
+
+#[test]
+fn glob_skips_own_output_and_checkpoint() {
+    let dir = temp_dir("own-files");
+    let path = dir.join("app.log");
+    std::fs::write(&path, "").unwrap();
+    let args = [
+        "--checkpoint",
+        "follow.checkpoint",
+        "--checkpoint-interval",
+        "0.1",
+        "*",
+    ];
+    let follow = Follow::start(&dir, &dir.join("out"), &args);
+    let lines: Vec<Line> = (0..6).map(|seq| line("a", seq)).collect();
+    let mut log = open_log(&path);
+    for line in &lines[..3] {
+        append(&mut log, &line.text);
+    }
+    wait_for_lines(&follow, 3);
+    // Long enough for checkpoint writes and a look at the directory, which
+    // a cfscrub that followed its own files would then read.
+    std::thread::sleep(Duration::from_millis(500));
+    for line in &lines[3..] {
+        append(&mut log, &line.text);
+    }
+    wait_for_lines(&follow, 6);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, stderr) = follow.stop();
+    assert!(status.success(), "exit status {status}");
+    let output = std::fs::read_to_string(dir.join("out")).unwrap();
+    assert_lines(&output, "a", &lines);
+    assert!(!output.contains("\"version\""), "checkpoint was followed");
+    assert!(!stderr.contains("path=out "), "output was followed:\n{stderr}");
+}

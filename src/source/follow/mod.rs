@@ -6,7 +6,8 @@
 //! Every round looks at the paths again ([`watch`]), notices rotations
 //! ([`file`]), reads what is new, and writes the released lines in one
 //! write. A [`checkpoint`] records, by device and inode, the offset after
-//! the last line written, so a restart neither loses nor repeats a line.
+//! the last line written, so a restart (`restart`) neither loses nor
+//! repeats a line.
 //!
 //! Files that exist at start are read from their end unless asked
 //! otherwise. Files that appear later, and files not in an existing
@@ -16,10 +17,11 @@
 pub mod checkpoint;
 pub mod file;
 pub mod output;
+mod restart;
 mod stream;
 pub mod watch;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,8 +29,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use checkpoint::{Checkpoint, CheckpointError, Entry};
-use file::{FileId, OpenFile, Rotation, find_in_dir, identity_at};
+use checkpoint::{Checkpoint, CheckpointError};
+use file::{FileId, OpenFile, Rotation, identity_at};
 use output::Output;
 use stream::Stream;
 use watch::{DirWatcher, Pattern, Wake};
@@ -38,6 +40,11 @@ use crate::observe::{Metrics, Stage};
 
 /// Bytes asked for by each read.
 const READ_SIZE: usize = 256 * 1024;
+
+/// Closed files remembered with the offset reached. A rotated file is
+/// closed long before a glob could match it under its new name, which is
+/// the case they serve, so a few suffice.
+const CLOSED_REMEMBERED: usize = 256;
 
 /// How to follow, from the command line.
 #[derive(Clone, Debug)]
@@ -108,10 +115,12 @@ pub struct Follower {
     streams: BTreeMap<PathBuf, Stream>,
     watcher: DirWatcher,
     wake: Receiver<Wake>,
-    /// Files read to their end and closed, by device and inode, with the
-    /// offset reached: a glob that later matches one under a new name
-    /// goes on from there instead of reading it again.
-    closed: HashMap<(u64, u64), (FileId, u64)>,
+    /// Files closed, newest last, with the offset reached: a glob that
+    /// later matches one under a new name goes on from there instead of
+    /// reading it again.
+    closed: VecDeque<(FileId, u64)>,
+    /// When every path was last looked at, not only the open files.
+    last_full_look: Instant,
     buf: Vec<u8>,
     last_checkpoint: Instant,
     saved: Option<Checkpoint>,
@@ -139,7 +148,8 @@ impl Follower {
             streams: BTreeMap::new(),
             watcher,
             wake,
-            closed: HashMap::new(),
+            closed: VecDeque::new(),
+            last_full_look: Instant::now(),
             buf: vec![0; READ_SIZE],
             last_checkpoint: Instant::now(),
             saved: None,
@@ -163,20 +173,27 @@ impl Follower {
     }
 
     fn follow(&mut self) -> Result<(), FollowError> {
+        let mut look_at_paths = true;
         loop {
-            let more = self.round()?;
+            let due =
+                self.last_full_look.elapsed() >= self.config.poll_interval;
+            let more = self.round(look_at_paths || due)?;
             self.save_checkpoint(false)?;
-            if self.wait(more) == Wake::Stop {
-                tracing::info!("stop requested");
-                return Ok(());
+            match self.wait(more) {
+                Wake::Stop => {
+                    tracing::info!("stop requested");
+                    return Ok(());
+                }
+                wake => look_at_paths = wake == Wake::Names,
             }
         }
     }
 
-    /// Waits for a change, or for the poll interval, and returns why it
-    /// woke. With `more` to read it only collects what has arrived.
+    /// Waits for a change, or for the poll interval, and returns the
+    /// strongest reason among the wake-ups that arrived. With `more` to
+    /// read it only collects what has arrived.
     fn wait(&mut self, more: bool) -> Wake {
-        let mut woke = Wake::Changed;
+        let mut woke = Wake::Data;
         if !more {
             match self.wake.recv_timeout(self.config.poll_interval) {
                 Ok(wake) => woke = wake,
@@ -190,99 +207,13 @@ impl Follower {
         }
         // Many events mean one more round.
         while let Ok(wake) = self.wake.try_recv() {
-            if wake == Wake::Stop {
-                woke = Wake::Stop;
-            }
+            woke = match (woke, wake) {
+                (Wake::Stop, _) | (_, Wake::Stop) => Wake::Stop,
+                (Wake::Names, _) | (_, Wake::Names) => Wake::Names,
+                _ => Wake::Data,
+            };
         }
         woke
-    }
-
-    /// Opens every path the patterns name at start: at the offset the
-    /// checkpoint records, or else at the end (or the start, when asked).
-    fn start(&mut self) -> Result<(), FollowError> {
-        let restored = match &self.config.checkpoint {
-            Some(path) => {
-                Checkpoint::load(path).map_err(FollowError::Checkpoint)?
-            }
-            None => None,
-        };
-        self.watch_and_list();
-        let read_new_from_start = self.config.from_start || restored.is_some();
-        let paths: Vec<PathBuf> = self.streams.keys().cloned().collect();
-        for path in paths {
-            let entries: Vec<&Entry> = restored
-                .iter()
-                .flat_map(|c| &c.files)
-                .filter(|entry| entry.path == path)
-                .collect();
-            self.restore(&path, &entries, read_new_from_start);
-        }
-        self.saved = restored;
-        self.update_file_gauge();
-        Ok(())
-    }
-
-    /// Opens the files of `path` at start.
-    fn restore(&mut self, path: &Path, entries: &[&Entry], from_start: bool) {
-        let current = match identity_at(path) {
-            Ok(id) => id,
-            Err(error) => {
-                self.open_failed(path, &error);
-                None
-            }
-        };
-        for entry in entries {
-            let id = entry.id();
-            if current.is_some_and(|current| current.same_file(&id)) {
-                continue;
-            }
-            self.resume_rotated(path, entry);
-        }
-        if current.is_none() {
-            return;
-        }
-        let recorded = entries
-            .iter()
-            .find(|entry| current.is_some_and(|c| c.same_file(&entry.id())));
-        let position = match recorded {
-            Some(entry) => Some(entry.offset),
-            None if from_start => Some(0),
-            None => None,
-        };
-        self.open_into(path, position, None);
-    }
-
-    /// Reopens a file that was rotated away from `path` while cfscrub was
-    /// stopped, found by its identity in the same directory.
-    fn resume_rotated(&mut self, path: &Path, entry: &Entry) {
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let found = find_in_dir(dir, &entry.id()).ok().flatten();
-        let Some(rotated) = found else {
-            tracing::warn!(
-                path = %path.display(),
-                offset = entry.offset,
-                "file rotated while stopped not found, its lines after \
-                 the checkpoint are lost"
-            );
-            return;
-        };
-        match OpenFile::open(&rotated, Some(entry.offset)) {
-            Ok(mut file) => {
-                tracing::info!(
-                    path = %path.display(),
-                    rotated = %rotated.display(),
-                    offset = file.position,
-                    "resuming a file rotated while stopped"
-                );
-                file.path = path.to_owned();
-                let stream = self.streams.get_mut(path).expect("listed");
-                stream.push(file);
-            }
-            Err(error) => self.open_failed(&rotated, &error),
-        }
     }
 
     /// Watches the directories of the patterns and adds a stream for each
@@ -295,6 +226,10 @@ impl Follower {
                 if self.streams.contains_key(&path) {
                     continue;
                 }
+                if is_checkpoint_file(self.config.checkpoint.as_deref(), &path)
+                {
+                    continue;
+                }
                 let literal = !pattern.is_glob();
                 let stream = Stream::new(path.clone(), literal, &self.scanner);
                 self.streams.insert(path, stream);
@@ -302,13 +237,17 @@ impl Follower {
         }
     }
 
-    /// Looks at every path, reads what is new and writes it out. Returns
+    /// Reads what is new and writes it out, after looking at every path
+    /// for rotations and new files when `look_at_paths` is set. Returns
     /// whether some file has more to read right away.
-    fn round(&mut self) -> Result<bool, FollowError> {
-        self.watch_and_list();
-        let paths: Vec<PathBuf> = self.streams.keys().cloned().collect();
-        for path in &paths {
-            self.check_path(path);
+    fn round(&mut self, look_at_paths: bool) -> Result<bool, FollowError> {
+        if look_at_paths {
+            self.last_full_look = Instant::now();
+            self.watch_and_list();
+            let paths: Vec<PathBuf> = self.streams.keys().cloned().collect();
+            for path in &paths {
+                self.check_path(path);
+            }
         }
         let mut more = false;
         let idle = self.config.poll_interval;
@@ -320,8 +259,8 @@ impl Follower {
                     for rotation in round.rotations {
                         count_rotation(&self.metrics, rotation);
                     }
-                    for (id, offset) in round.closed {
-                        self.closed.insert((id.dev, id.ino), (id, offset));
+                    for closed in round.closed {
+                        remember_closed(&mut self.closed, closed);
                     }
                 }
                 Err(error) => {
@@ -329,9 +268,13 @@ impl Follower {
                     tracing::warn!(
                         path = %stream.path.display(),
                         %error,
-                        "reading a followed file failed, closing it"
+                        "reading a followed file failed, reopening it"
                     );
-                    stream.close_front();
+                    // Reopened by the next look at the paths, from where
+                    // the read stopped.
+                    if let Some(closed) = stream.close_front() {
+                        remember_closed(&mut self.closed, closed);
+                    }
                 }
             }
         }
@@ -384,11 +327,16 @@ impl Follower {
 
         let resumed = self
             .closed
-            .remove(&(id.dev, id.ino))
-            .filter(|(closed, _)| closed.same_file(&id))
+            .iter()
+            .position(|(closed, _)| closed.same_file(&id))
+            .and_then(|at| self.closed.remove(at))
             .map(|(_, offset)| offset);
         let stream = &self.streams[path];
-        let rotation = if stream.newest().is_some() {
+        let rotation = if resumed.is_some() {
+            // A known file under a new name, or reopened after a failed
+            // read: not a rotation of this path.
+            None
+        } else if stream.newest().is_some() {
             if stream.newest_is_linked() {
                 Some(Rotation::Rename)
             } else {
@@ -439,9 +387,9 @@ impl Follower {
         stream.push(file);
     }
 
-    /// Logs a failure to open `path` once, until an open succeeds again.
+    /// Logs and counts a failure to open `path` once, until an open
+    /// succeeds again.
     fn open_failed(&mut self, path: &Path, error: &io::Error) {
-        self.metrics.error(Stage::Read);
         let stream = self.streams.get_mut(path);
         let first = stream.is_none_or(|stream| {
             let first = !stream.open_failed;
@@ -449,6 +397,7 @@ impl Follower {
             first
         });
         if first {
+            self.metrics.error(Stage::Read);
             tracing::warn!(
                 path = %path.display(),
                 %error,
@@ -460,48 +409,6 @@ impl Follower {
     fn update_file_gauge(&self) {
         let open: usize = self.streams.values().map(Stream::open_files).sum();
         self.metrics.follow_files.set(open as i64);
-    }
-
-    /// Writes the checkpoint when one is configured and the interval has
-    /// passed, or at once when `now` is set.
-    fn save_checkpoint(&mut self, now: bool) -> Result<(), FollowError> {
-        let Some(path) = &self.config.checkpoint else {
-            return Ok(());
-        };
-        if !now
-            && self.last_checkpoint.elapsed() < self.config.checkpoint_interval
-        {
-            return Ok(());
-        }
-        self.last_checkpoint = Instant::now();
-        let mut entries = Vec::new();
-        for stream in self.streams.values() {
-            stream.checkpoint(&mut entries);
-        }
-        let checkpoint = Checkpoint::new(entries);
-        if self.saved.as_ref() == Some(&checkpoint) {
-            return Ok(());
-        }
-        // The output first: a checkpoint ahead of it would lose lines.
-        self.output.sync().map_err(|source| {
-            self.metrics.error(Stage::Write);
-            FollowError::Output { name: self.output.name.clone(), source }
-        })?;
-        match checkpoint.save(path) {
-            Ok(()) => {
-                self.saved = Some(checkpoint);
-                Ok(())
-            }
-            Err(error) if !now => {
-                self.metrics.error(Stage::Checkpoint);
-                tracing::warn!(%error, "writing the checkpoint failed, retrying");
-                Ok(())
-            }
-            Err(error) => {
-                self.metrics.error(Stage::Checkpoint);
-                Err(FollowError::Checkpoint(error))
-            }
-        }
     }
 
     /// Ends following: with a checkpoint, unfinished last lines are left
@@ -519,6 +426,36 @@ impl Follower {
             source,
         })
     }
+}
+
+/// Returns whether `path` is the checkpoint or one of its temporary
+/// files, which a glob over the same directory would otherwise follow.
+fn is_checkpoint_file(checkpoint: Option<&Path>, path: &Path) -> bool {
+    let Some(checkpoint) = checkpoint else {
+        return false;
+    };
+    let (Some(name), Some(own)) = (path.file_name(), checkpoint.file_name())
+    else {
+        return false;
+    };
+    if !name.as_encoded_bytes().starts_with(own.as_encoded_bytes()) {
+        return false;
+    }
+    let parent = |p: &Path| {
+        let dir = match p.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        dir.canonicalize().ok()
+    };
+    parent(path).is_some_and(|dir| Some(dir) == parent(checkpoint))
+}
+
+fn remember_closed(closed: &mut VecDeque<(FileId, u64)>, file: (FileId, u64)) {
+    if closed.len() == CLOSED_REMEMBERED {
+        closed.pop_front();
+    }
+    closed.push_back(file);
 }
 
 fn count_rotation(metrics: &Metrics, rotation: Rotation) {

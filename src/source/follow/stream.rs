@@ -117,9 +117,9 @@ impl Stream {
     }
 
     /// Closes the front file, after a failed read, and goes on with its
-    /// successor.
-    pub fn close_front(&mut self) {
-        self.advance();
+    /// successor. Returns the closed file's identity and read offset.
+    pub fn close_front(&mut self) -> Option<(FileId, u64)> {
+        self.advance().map(|file| (file.id, file.position))
     }
 
     /// Closes the front file and starts reading the next one, if any.

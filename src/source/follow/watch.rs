@@ -12,13 +12,18 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc::Sender;
 
+use notify::event::ModifyKind;
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 /// The reason the follow loop wakes up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {
-    /// A watched directory changed.
-    Changed,
+    /// A file in a watched directory was written to or truncated: the open
+    /// files have news, the paths do not.
+    Data,
+    /// A file in a watched directory was created, renamed or deleted, or
+    /// events were lost: every path must be looked at again.
+    Names,
     /// The process was asked to stop.
     Stop,
 }
@@ -128,8 +133,8 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// Watches directories with inotify and sends [`Wake::Changed`] when one
-/// changes.
+/// Watches directories with inotify and sends [`Wake::Data`] or
+/// [`Wake::Names`] when one changes.
 pub struct DirWatcher {
     watcher: Option<RecommendedWatcher>,
     watched: HashSet<PathBuf>,
@@ -144,13 +149,13 @@ impl DirWatcher {
             None
         } else {
             let handler = move |event: notify::Result<notify::Event>| {
-                let changed = match event {
-                    Ok(event) => !matches!(event.kind, EventKind::Access(_)),
+                let wake_up = match event {
+                    Ok(event) => classify(&event.kind),
                     // A lost event or a queue overflow: look at everything.
-                    Err(_) => true,
+                    Err(_) => Some(Wake::Names),
                 };
-                if changed {
-                    let _ = wake.send(Wake::Changed);
+                if let Some(wake_up) = wake_up {
+                    let _ = wake.send(wake_up);
                 }
             };
             match notify::recommended_watcher(handler) {
@@ -204,6 +209,18 @@ impl DirWatcher {
     /// once it is created anew.
     pub fn forget_missing(&mut self) {
         self.watched.retain(|dir| dir.is_dir());
+    }
+}
+
+/// Returns what an event means to the follow loop, or `None` for events
+/// it ignores, such as its own opens and reads.
+fn classify(kind: &EventKind) -> Option<Wake> {
+    match kind {
+        EventKind::Access(_) => None,
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_)) => {
+            Some(Wake::Data)
+        }
+        _ => Some(Wake::Names),
     }
 }
 
