@@ -149,7 +149,7 @@ pub fn every_kind(seed: u64) -> Vec<(Kind, &'static str, String)> {
         .collect()
 }
 
-/// Returns the path of the cfscrub binary under test.
+/// Returns a command that runs the cfscrub binary under test.
 pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cfscrub"))
 }
@@ -218,5 +218,54 @@ impl TestDir {
 impl Drop for TestDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Runs the binary with `args`, writes `stdin` to it from another thread
+/// and returns what it printed, waiting at most `HANG_GUARD`.
+pub fn run(args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let mut child = binary()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cfscrub starts");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    let input = stdin.to_vec();
+    // A closed pipe only means cfscrub stopped reading, which the caller
+    // checks through the status.
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&input);
+    });
+    let output = wait_output(child);
+    writer.join().expect("stdin writer does not panic");
+    output
+}
+
+/// Maximum time a test waits for the binary before it fails: a bound on
+/// a hang, not a measure of speed.
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Collects the output of `child` in the background and waits for it to
+/// exit, killing it and failing when it runs longer than [`HANG_GUARD`].
+pub fn wait_output(child: std::process::Child) -> std::process::Output {
+    let pid = child.id();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match result.recv_timeout(HANG_GUARD) {
+        Ok(output) => output.expect("cfscrub's output is read"),
+        Err(_) => {
+            // The child is owned by the waiting thread, so it is ended by
+            // its id.
+            let _ =
+                Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("cfscrub (pid {pid}) still running after {HANG_GUARD:?}");
+        }
     }
 }
