@@ -183,7 +183,7 @@ fn filter_one(
 
 /// Returns the number of newlines in `chunk`.
 fn count_newlines_in(chunk: &[u8]) -> u64 {
-    chunk.iter().filter(|b| **b == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', chunk).count() as u64
 }
 
 /// Counts the filter takes of one chunk, beside the redactor's [`Stats`].
@@ -338,5 +338,29 @@ fn describe(error: &io::Error) -> String {
     match text.find(" (os error") {
         Some(at) => text[..at].to_owned(),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newline_count_matches_naive_count() {
+        let mut text = Vec::new();
+        for i in 0..40_000u32 {
+            text.push(if i % 7 == 0 || i % 13 == 0 { b'\n' } else { b'x' });
+        }
+        for len in [0, 1, 31, 32, 8159, 8160, 8161, 20_000, text.len()] {
+            let chunk = &text[..len];
+            let naive = chunk.iter().filter(|b| **b == b'\n').count() as u64;
+            assert_eq!(count_newlines_in(chunk), naive, "length {len}");
+        }
+    }
+
+    #[test]
+    fn newline_count_of_only_newlines() {
+        let chunk = vec![b'\n'; 32 * 255 * 3 + 5];
+        assert_eq!(count_newlines_in(&chunk), chunk.len() as u64);
     }
 }
