@@ -254,7 +254,9 @@ impl MetricsServer {
         listener
             .set_nonblocking(true)
             .map_err(|error| listen_error(addr, &error))?;
-        let local_addr = listener.local_addr()?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|error| listen_error(addr, &error))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
