@@ -238,7 +238,8 @@ fn invalid_arguments_are_rejected() {
     let bad_interval = run(&["--poll-interval", "0", "app.log"]);
     assert_eq!(bad_interval.status.code(), Some(2));
     let message = String::from_utf8_lossy(&bad_interval.stderr);
-    assert!(message.contains("invalid duration"), "stderr: {message}");
+    assert!(message.contains("--poll-interval"), "stderr: {message}");
+    assert!(message.contains("more than 0 seconds"), "stderr: {message}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 mod args;
 mod demo;
+mod export;
 mod filter;
 mod follow;
 
@@ -9,7 +10,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, EngineArgs, FilterArgs, FollowArgs};
+pub use args::{
+    Cli, Command, EngineArgs, FilterArgs, FollowArgs, MetricsArgs,
+};
 
 /// Exit status when something was redacted and `--fail-on-find` is set.
 pub const EXIT_FOUND: u8 = 1;
@@ -40,7 +43,7 @@ fn init_logging(level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(level));
-    // Colours only on a terminal: a log collector stores the escapes.
+    // Colour codes only for a terminal, so that log files stay plain.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
