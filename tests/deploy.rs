@@ -732,13 +732,20 @@ fn dockerfile_builds_small_non_root_image() {
             .iter()
             .any(|l| l.starts_with("ENTRYPOINT [\"/usr/local/bin/cfscrub\"]"))
     );
-    // Every file copied from the build context exists.
+    // Every file copied from the build context exists, and the ignore
+    // file lets it into the context.
+    let ignore =
+        std::fs::read_to_string(deploy("Dockerfile.dockerignore")).unwrap();
+    let included: Vec<&str> =
+        ignore.lines().filter_map(|l| l.strip_prefix('!')).collect();
     for line in &lines[..last_stage] {
         let Some(copy) = line.strip_prefix("COPY ") else { continue };
         let words: Vec<&str> = copy.split_whitespace().collect();
         for source in &words[..words.len() - 1] {
             let path = Path::new(ROOT).join(source);
             assert!(path.exists(), "COPY source {source} does not exist");
+            let name = source.trim_end_matches('/');
+            assert!(included.contains(&name), "{source} is ignored");
         }
     }
 }

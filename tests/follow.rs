@@ -384,4 +384,5 @@ fn glob_skips_own_output_and_checkpoint() {
     assert_lines(&output, "a", &lines);
     assert!(!output.contains("\"version\""), "checkpoint was followed");
     assert!(!stderr.contains("path=out "), "output was followed:\n{stderr}");
+    assert!(!stderr.contains("stopped following"), "stderr:\n{stderr}");
 }

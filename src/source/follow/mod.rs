@@ -285,9 +285,13 @@ impl Follower {
         for stream in self.streams.values_mut() {
             stream.publish(&self.metrics);
         }
+        // A glob's path is forgotten once it is gone and its files are
+        // closed. One that stays but cannot be opened is kept, so that
+        // its failure is logged once.
         self.streams.retain(|path, stream| {
-            let keep = stream.literal || stream.open_files() > 0;
-            if !keep {
+            let keep =
+                stream.literal || stream.open_files() > 0 || path.exists();
+            if !keep && stream.ever_opened {
                 tracing::info!(path = %path.display(), "stopped following");
             }
             keep
