@@ -282,6 +282,9 @@ impl Follower {
             self.metrics.error(Stage::Write);
             FollowError::Output { name: self.output.name.clone(), source }
         })?;
+        // The gauge first, so that a scrape that sees this round's lines
+        // sees its open files too.
+        self.update_file_gauge();
         for stream in self.streams.values_mut() {
             stream.publish(&self.metrics);
         }
@@ -296,7 +299,6 @@ impl Follower {
             }
             keep
         });
-        self.update_file_gauge();
         Ok(more)
     }
 
