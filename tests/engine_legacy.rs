@@ -143,6 +143,8 @@ const NEGATIVE: &[&str] = &[
     "cloudflare: checkout <<sha>> done\n",
     // UUIDs and request ids.
     "cloudflare request <<uuid>> failed\n",
+    // OpenStack's request ids: `req-` and a UUID, 40 characters in all.
+    "cloudflare [req-<<uuid>> 113d3a99c3da401fbd62cc2caa5b96d2]\n",
     "cloudflare x-request-id: <<uuid>>\n",
     "cloudflare cf-ray: 8f3a2b1c4d5e6f70-SJC\n",
     "cloudflare {\"id\":\"<<uuid>>\",\"ray\":\"8f3a2b1c4d5e6f70\"}\n",

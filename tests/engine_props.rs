@@ -152,7 +152,23 @@ fn classify(run: &[u8]) -> Option<Kind> {
         return (key && lower && digit).then_some(Kind::LegacyGlobalKey);
     }
     let classes = [lower, upper, digit].iter().filter(|c| **c).count();
-    (run.len() == 40 && classes >= 2).then_some(Kind::LegacyToken)
+    let token = run.len() == 40 && classes >= 2 && !has_uuid(run);
+    token.then_some(Kind::LegacyToken)
+}
+
+/// Reports whether `run` holds a UUID: 8-4-4-4-12 hex digits.
+fn has_uuid(run: &[u8]) -> bool {
+    let groups = [8, 4, 4, 4, 12];
+    (0..run.len().saturating_sub(35)).any(|start| {
+        let mut at = start;
+        groups.iter().enumerate().all(|(i, len)| {
+            let digits = run[at..at + len].iter().all(u8::is_ascii_hexdigit);
+            at += len;
+            let dash = i == 4 || run[at] == b'-';
+            at += 1;
+            digits && dash
+        })
+    })
 }
 
 /// Returns the end of every keyword occurrence, in any ASCII case.

@@ -42,8 +42,21 @@ fn is_body_byte(byte: u8) -> bool {
 
 /// Reports whether `byte` may appear in a legacy token.
 pub(crate) fn is_token_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'
+    TOKEN_BYTES[usize::from(byte)]
 }
+
+/// Which bytes are token characters: one load per byte in the loops that
+/// walk a context window, in place of four comparisons.
+static TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+        byte += 1;
+    }
+    table
+};
 
 fn is_lower_hex(byte: u8) -> bool {
     byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte)
@@ -204,9 +217,25 @@ pub(crate) fn classify_legacy_run(run: &[u8]) -> Option<Kind> {
     }
     // A random 40-character token mixes at least two of lowercase,
     // uppercase and digits; an identifier or a word usually does not.
+    // A request id such as OpenStack's `req-` and a UUID is 40 characters
+    // too, but real tokens hold a UUID's shape with odds near 2^-100.
     let classes = usize::from(lower) + usize::from(upper) + usize::from(digit);
-    (run.len() == LEGACY_TOKEN_LEN && classes >= 2)
+    (run.len() == LEGACY_TOKEN_LEN && classes >= 2 && !contains_uuid(run))
         .then_some(Kind::LegacyToken)
+}
+
+/// Length of a UUID in its 8-4-4-4-12 text form.
+const UUID_LEN: usize = 36;
+
+/// Reports whether `run` contains a UUID in its 8-4-4-4-12 hex form, in
+/// either case.
+fn contains_uuid(run: &[u8]) -> bool {
+    run.windows(UUID_LEN).any(|window| {
+        window.iter().enumerate().all(|(i, byte)| match i {
+            8 | 13 | 18 | 23 => *byte == b'-',
+            _ => byte.is_ascii_hexdigit(),
+        })
+    })
 }
 
 #[cfg(test)]
@@ -404,6 +433,9 @@ mod tests {
         assert_eq!(key.len(), 37);
         assert_eq!(classify_legacy_run(key), Some(Kind::LegacyGlobalKey));
         assert_eq!(classify_legacy_run(&key[..32]), None);
+        let request_id = b"req-38101a0b-2096-447d-96ea-a692162415ae";
+        assert_eq!(request_id.len(), 40);
+        assert_eq!(classify_legacy_run(request_id), None);
         let word = b"cloudflare_worker_deployment_status_flag";
         assert_eq!(word.len(), 40);
         assert_eq!(classify_legacy_run(word), None);

@@ -11,7 +11,7 @@
 use memchr::memchr;
 
 use super::confirm::{
-    Check, LEGACY_KEY_LEN, check_origin_ca, check_prefixed,
+    Check, LEGACY_KEY_LEN, LEGACY_TOKEN_LEN, check_origin_ca, check_prefixed,
     classify_legacy_run, is_token_byte,
 };
 use super::kind::{Kind, Level};
@@ -73,6 +73,13 @@ pub(crate) struct Scanned {
 
 /// Bytes of a percent-encoded byte after its `%`, as in `%3D`.
 const PERCENT_DIGITS: usize = 2;
+
+/// Lengths of a legacy credential: every key length, and the token's.
+const LEGACY_LENGTHS: std::ops::RangeInclusive<usize> = LEGACY_KEY_LEN;
+const _: () = assert!(
+    *LEGACY_LENGTHS.start() <= LEGACY_TOKEN_LEN
+        && LEGACY_TOKEN_LEN <= *LEGACY_LENGTHS.end()
+);
 
 /// Longest run of token characters that can still be a legacy credential.
 const LONGEST_LEGACY: usize = *LEGACY_KEY_LEN.end();
@@ -240,22 +247,28 @@ impl Scan<'_> {
     /// (`%3D`, `%22`, `%20` in a URL-encoded query) is classified without
     /// them, so `cf_api_token%3D` is a separator like `cf_api_token=`.
     fn classify_window_runs(&mut self) {
-        let window_end = self.rel(self.window_end);
+        let buf = self.buf;
+        let limit = self.rel(self.window_end).min(self.hold);
         let mut at = self.rel(self.runs_from);
-        while at < window_end && at < self.hold {
-            let byte = self.buf[at];
-            let run_starts =
-                is_token_byte(byte) && !is_token_byte(self.byte_before(at));
-            if !run_starts {
+        // Inside a run that started before `at`, which is not a candidate.
+        let mut in_run = at < limit && is_token_byte(self.byte_before(at));
+        while at < limit {
+            let run_len = buf[at..]
+                .iter()
+                .position(|b| !is_token_byte(*b))
+                .unwrap_or(buf.len() - at);
+            if run_len == 0 {
+                in_run = false;
                 at += 1;
                 continue;
             }
-            let run_len = self.buf[at..]
-                .iter()
-                .position(|b| !is_token_byte(*b))
-                .unwrap_or(self.buf.len() - at);
             let run_end = at + run_len;
-            if run_end == self.buf.len() && !self.at_end {
+            if in_run {
+                at = run_end;
+                in_run = false;
+                continue;
+            }
+            if run_end == buf.len() && !self.at_end {
                 if run_len <= LONGEST_LEGACY + PERCENT_DIGITS {
                     self.hold = self.hold.min(at);
                     self.runs_from = self.abs(at);
@@ -266,7 +279,12 @@ impl Scan<'_> {
                 break;
             }
             let value = at + self.percent_digits(at, run_len);
-            let kind = classify_legacy_run(&self.buf[value..run_end]);
+            // Most runs are words, far from any credential's length.
+            if !LEGACY_LENGTHS.contains(&(run_end - value)) {
+                at = run_end;
+                continue;
+            }
+            let kind = classify_legacy_run(&buf[value..run_end]);
             if let Some(kind) =
                 kind.filter(|k| self.scanner.kinds.contains(*k))
             {
