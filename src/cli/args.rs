@@ -58,6 +58,9 @@ pub enum Command {
     /// Redacts a generated log with planted credentials of every kind and
     /// prints the result and a summary.
     Demo(DemoArgs),
+    /// Consumes Kafka topics as a member of a consumer group and produces
+    /// each record, redacted, to an output topic.
+    Kafka(Box<super::kafka::KafkaArgs>),
 }
 
 /// Arguments of the stream filter.

@@ -3,12 +3,14 @@
 mod args;
 mod demo;
 mod filter;
+mod kafka;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 pub use args::{Cli, Command, EngineArgs, FilterArgs};
+pub use kafka::KafkaArgs;
 
 /// Exit status when something was redacted and `--fail-on-find` is set.
 pub const EXIT_FOUND: u8 = 1;
@@ -22,6 +24,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         None => filter::run(&cli.filter),
         Some(Command::Demo(args)) => demo::run(&args),
+        Some(Command::Kafka(args)) => kafka::run(&args),
     };
     match result {
         Ok(status) => status,
