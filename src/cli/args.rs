@@ -1,6 +1,9 @@
 //! Definitions of the command-line arguments.
 
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -8,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::engine::{
     DEFAULT_KEYWORDS, DEFAULT_WINDOW, Kind, KindSet, Level, Scanner, Style,
 };
+use crate::observe::DEFAULT_RUNBOOK_URL;
 
 const KINDS_HELP: &str = "\
 Kinds, by id:
@@ -77,12 +81,64 @@ pub struct FilterArgs {
     #[arg(long, value_name = "PATH")]
     pub findings: Option<String>,
 
+    /// Base of the `doc_url` field of each finding: where the
+    /// leaked-credential runbook is. `#` and the kind id are appended.
+    #[arg(long, default_value = DEFAULT_RUNBOOK_URL, value_name = "URL")]
+    pub runbook_url: String,
+
     /// Exits with status 1 when anything was redacted.
     #[arg(long)]
     pub fail_on_find: bool,
 
+    /// After input ends, keeps serving --metrics-listen until one scrape
+    /// has read the final counts, or for at most SECONDS (default 0: exit
+    /// at once).
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "SECONDS",
+        requires = "metrics_listen"
+    )]
+    pub metrics_linger: u64,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+/// Metrics exporters, shared by every mode. Without either option no
+/// metrics are kept.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Serves /metrics, /healthz and /readyz over HTTP on ADDR: a PORT
+    /// alone listens on 127.0.0.1, and 0.0.0.0:PORT on every interface.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Writes the metrics in the Prometheus text format to PATH every
+    /// --metrics-textfile-interval and at exit, replacing the file
+    /// atomically, for node_exporter's textfile collector.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_textfile: Option<PathBuf>,
+
+    /// Seconds between rewrites of --metrics-textfile; fractions allowed.
+    #[arg(
+        long,
+        default_value = "5",
+        value_name = "SECONDS",
+        value_parser = parse_interval,
+        requires = "metrics_textfile"
+    )]
+    pub metrics_textfile_interval: Duration,
+}
+
+impl MetricsArgs {
+    /// Returns whether metrics are asked for.
+    pub fn enabled(&self) -> bool {
+        self.metrics_listen.is_some() || self.metrics_textfile.is_some()
+    }
 }
 
 /// Arguments of the demo.
@@ -192,4 +248,76 @@ fn parse_level(id: &str) -> Result<Level, String> {
         let ids: Vec<_> = Level::ALL.iter().map(|l| l.id()).collect();
         format!("invalid level {id:?}: expected one of {}", ids.join(", "))
     })
+}
+
+/// Parses `PORT`, `:PORT` or `IP:PORT` (`[IPV6]:PORT`); a port alone
+/// means loopback.
+fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    let port_only = value.strip_prefix(':').unwrap_or(value);
+    if let Ok(port) = port_only.parse::<u16>() {
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    if let Some(port) = value.strip_prefix("localhost:") {
+        if let Ok(port) = port.parse::<u16>() {
+            return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        }
+    }
+    value.parse().map_err(|_| {
+        "expected PORT or IP:PORT, such as 9898, 127.0.0.1:9898 or \
+         [::1]:9898 (0.0.0.0:PORT listens on every interface)"
+            .to_owned()
+    })
+}
+
+/// Parses a positive number of seconds, such as `5` or `0.5`.
+fn parse_interval(value: &str) -> Result<Duration, String> {
+    let seconds: f64 = value.parse().map_err(|_| {
+        "expected a number of seconds, such as 5 or 0.5".to_owned()
+    })?;
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Err("expected more than 0 seconds".to_owned());
+    }
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| "expected at most 1e15 seconds".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_port_alone_is_loopback() {
+        let expected: SocketAddr = "127.0.0.1:9898".parse().unwrap();
+        assert_eq!(parse_listen("9898"), Ok(expected));
+        assert_eq!(parse_listen(":9898"), Ok(expected));
+        assert_eq!(parse_listen("localhost:9898"), Ok(expected));
+    }
+
+    #[test]
+    fn listen_keeps_explicit_address() {
+        let cases = ["0.0.0.0:9898", "127.0.0.2:1", "[::1]:9898", "[::]:80"];
+        for case in cases {
+            assert_eq!(parse_listen(case), Ok(case.parse().unwrap()));
+        }
+    }
+
+    #[test]
+    fn listen_rejects_bad_address() {
+        for case in ["", "x", "99999", "host:9898", "127.0.0.1", ":"] {
+            assert!(parse_listen(case).is_err(), "accepted {case:?}");
+        }
+    }
+
+    #[test]
+    fn interval_accepts_fractions() {
+        assert_eq!(parse_interval("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_interval("0.25"), Ok(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn interval_rejects_zero_and_junk() {
+        for case in ["0", "-1", "NaN", "inf", "soon", ""] {
+            assert!(parse_interval(case).is_err(), "accepted {case:?}");
+        }
+    }
 }

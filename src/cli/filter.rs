@@ -3,13 +3,17 @@
 use std::fs::File;
 use std::io;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use super::args::FilterArgs;
+use super::export::Exporters;
 use super::{EXIT_ERROR, EXIT_FOUND};
-use crate::engine::{Finding, Redactor, Sink};
-use crate::observe::{FindingRecord, FindingsWriter};
+use crate::engine::{Finding, Redactor, Sink, Stats};
+use crate::observe::{
+    FindingRecord, FindingsWriter, Metrics, SourceType, Stage,
+};
 use crate::source::{BatchWriter, Input, open_stdout};
 
 /// Bytes asked for by each read. Large reads keep the per-call costs of
@@ -21,12 +25,16 @@ const READ_SIZE: usize = 256 * 1024;
 pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
     let scanner = args.engine.scanner()?;
     let findings = match &args.findings {
-        Some(path) => Some(
-            FindingsWriter::create(path)
-                .with_context(|| format!("cannot open --findings {path}"))?,
-        ),
+        Some(path) => {
+            let mut writer = FindingsWriter::create(path)
+                .with_context(|| format!("cannot open --findings {path}"))?;
+            writer.set_runbook_url(&args.runbook_url);
+            Some(writer)
+        }
         None => None,
     };
+
+    let exporters = Exporters::start(&args.metrics)?;
     let stdout = open_stdout().context("cannot open stdout")?;
     let mut redactor = scanner.redactor();
     redactor.count_lines(findings.is_some());
@@ -35,7 +43,12 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
         findings,
         sources: Vec::new(),
         lines: 0,
+        metrics: exporters
+            .as_ref()
+            .map(|exporters| StreamMetrics::new(exporters.metrics.clone())),
+        write_time: Duration::ZERO,
     };
+
     let names = if args.files.is_empty() {
         vec!["-".to_owned()]
     } else {
@@ -50,33 +63,24 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
             Ok(()) => {}
             Err(Failure::Input(error)) => {
                 eprintln!("cfscrub: {name}: {}", describe(&error));
+                sink.count_error(Stage::Read);
                 failed = true;
             }
             Err(_) => break,
         }
         result = Ok(());
     }
+
     if result.is_ok() {
         result = redactor.finish(&mut sink).and_then(|()| sink.flush());
     }
-    match result {
-        Ok(()) | Err(Failure::Input(_)) => {}
-        Err(Failure::Output(error)) if is_closed_pipe(&error) => {
-            tracing::debug!("stdout closed, stopping");
-        }
-        Err(Failure::Output(error)) => {
-            eprintln!("cfscrub: write to stdout failed: {}", describe(&error));
-            failed = true;
-        }
-        Err(Failure::Findings(error)) => {
-            let name = sink.findings.as_ref().map_or("", |f| &f.name);
-            eprintln!(
-                "cfscrub: write to findings {name} failed: {}",
-                describe(&error)
-            );
-            failed = true;
-        }
+    if let Some(metrics) = &mut sink.metrics {
+        metrics.end(redactor.stats(), result.is_ok());
     }
+    if report_failure(result, &sink) {
+        failed = true;
+    }
+
     let stats = redactor.stats();
     tracing::info!(
         bytes = stats.bytes_in,
@@ -84,6 +88,13 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
         redactions = stats.total_redactions(),
         "input ended"
     );
+    if let Some(exporters) = exporters {
+        let linger = Duration::from_secs(args.metrics_linger);
+        if let Err(error) = exporters.finish(linger) {
+            eprintln!("cfscrub: {error:#}");
+            failed = true;
+        }
+    }
     if failed {
         return Ok(ExitCode::from(EXIT_ERROR));
     }
@@ -91,6 +102,32 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_FOUND));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reports why the output ended early, if it did, and returns whether that
+/// is a failure. A closed stdout is a normal end, as for `head`.
+fn report_failure(result: Result<(), Failure>, sink: &FilterSink) -> bool {
+    match result {
+        Ok(()) | Err(Failure::Input(_)) => false,
+        Err(Failure::Output(error)) if is_closed_pipe(&error) => {
+            tracing::debug!("stdout closed, stopping");
+            false
+        }
+        Err(Failure::Output(error)) => {
+            eprintln!("cfscrub: write to stdout failed: {}", describe(&error));
+            sink.count_error(Stage::Write);
+            true
+        }
+        Err(Failure::Findings(error)) => {
+            let name = sink.findings.as_ref().map_or("", |f| &f.name);
+            eprintln!(
+                "cfscrub: write to findings {name} failed: {}",
+                describe(&error)
+            );
+            sink.count_error(Stage::Findings);
+            true
+        }
+    }
 }
 
 /// Streams one input through the redactor.
@@ -106,17 +143,114 @@ fn filter_one(
         start: redactor.stats().bytes_in,
         lines: sink.lines,
     });
+    let source =
+        if name == "-" { SourceType::Stdin } else { SourceType::File };
+    if let Some(metrics) = &mut sink.metrics {
+        metrics.start_source(source);
+    }
+    let count_newlines = sink.findings.is_some() || sink.metrics.is_some();
     loop {
         let len = input.read(buf).map_err(Failure::Input)?;
         if len == 0 {
             return Ok(());
         }
         let chunk = &buf[..len];
-        if sink.findings.is_some() {
-            sink.lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        let newlines =
+            if count_newlines { count_newlines_in(chunk) } else { 0 };
+        sink.lines += newlines;
+        if sink.metrics.is_none() {
+            redactor.push(chunk, sink)?;
+            sink.flush()?;
+            continue;
         }
-        redactor.push(chunk, sink)?;
-        sink.flush()?;
+        sink.write_time = Duration::ZERO;
+        let started = Instant::now();
+        let pushed = redactor.push(chunk, sink);
+        let scan_time = started.elapsed().saturating_sub(sink.write_time);
+        let written = pushed.and_then(|()| sink.flush());
+        if let Some(metrics) = &mut sink.metrics {
+            let chunk_counts = ChunkCounts {
+                newlines,
+                last_byte: chunk[len - 1],
+                scan_time,
+                written: written.is_ok(),
+            };
+            metrics.chunk(redactor.stats(), &chunk_counts);
+        }
+        written?;
+    }
+}
+
+/// Returns the number of newlines in `chunk`.
+fn count_newlines_in(chunk: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', chunk).count() as u64
+}
+
+/// Counts the filter takes of one chunk, beside the redactor's [`Stats`].
+struct ChunkCounts {
+    newlines: u64,
+    last_byte: u8,
+    /// Time in the redactor, without the time spent writing to stdout.
+    scan_time: Duration,
+    /// Whether the chunk's output was written.
+    written: bool,
+}
+
+/// Publishes the filter's counts to the metrics once per chunk, so the
+/// read loop only adds to local counters.
+struct StreamMetrics {
+    metrics: Metrics,
+    source: SourceType,
+    /// The redactor's totals at the last publish.
+    published: Stats,
+    /// Whether the last byte read was a newline, or nothing was read.
+    at_line_start: bool,
+}
+
+impl StreamMetrics {
+    fn new(metrics: Metrics) -> StreamMetrics {
+        StreamMetrics {
+            metrics,
+            source: SourceType::Stdin,
+            published: Stats::default(),
+            at_line_start: true,
+        }
+    }
+
+    /// Marks an input as open and being read.
+    fn start_source(&mut self, source: SourceType) {
+        self.source = source;
+        self.metrics.ready.set(1);
+    }
+
+    fn chunk(&mut self, stats: &Stats, counts: &ChunkCounts) {
+        self.publish(stats);
+        let counters = self.metrics.source(self.source);
+        counters.read_records.inc_by(counts.newlines);
+        if counts.written {
+            counters.written_records.inc_by(counts.newlines);
+        }
+        self.metrics.scan_duration.observe(counts.scan_time.as_secs_f64());
+        self.at_line_start = counts.last_byte == b'\n';
+    }
+
+    /// Publishes the last counts at the end of input. A last line without
+    /// a newline is a record too, and `written` is whether it was written.
+    fn end(&mut self, stats: &Stats, written: bool) {
+        self.publish(stats);
+        if !self.at_line_start {
+            let counters = self.metrics.source(self.source);
+            counters.read_records.inc();
+            if written {
+                counters.written_records.inc();
+            }
+        }
+        self.metrics.ready.set(0);
+    }
+
+    fn publish(&mut self, stats: &Stats) {
+        self.metrics.publish(self.source, &self.published, stats);
+        self.published = *stats;
     }
 }
 
@@ -141,11 +275,22 @@ struct FilterSink {
     out: BatchWriter<File>,
     findings: Option<FindingsWriter>,
     sources: Vec<SourceMark>,
-    /// Newlines read so far, counted only when findings are written.
+    /// Newlines read so far, counted only when findings are written or
+    /// metrics are kept.
     lines: u64,
+    metrics: Option<StreamMetrics>,
+    /// Time spent in `write` during the current chunk, measured only when
+    /// metrics are kept, so that the scan time leaves it out.
+    write_time: Duration,
 }
 
 impl FilterSink {
+    fn count_error(&self, stage: Stage) {
+        if let Some(metrics) = &self.metrics {
+            metrics.metrics.error(stage);
+        }
+    }
+
     fn flush(&mut self) -> Result<(), Failure> {
         self.out.flush().map_err(Failure::Output)?;
         if let Some(findings) = &mut self.findings {
@@ -159,7 +304,13 @@ impl Sink for FilterSink {
     type Error = Failure;
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), Failure> {
-        self.out.write(bytes).map_err(Failure::Output)
+        if self.metrics.is_none() {
+            return self.out.write(bytes).map_err(Failure::Output);
+        }
+        let started = Instant::now();
+        let result = self.out.write(bytes).map_err(Failure::Output);
+        self.write_time += started.elapsed();
+        result
     }
 
     fn finding(&mut self, finding: &Finding) -> Result<(), Failure> {
@@ -187,5 +338,29 @@ fn describe(error: &io::Error) -> String {
     match text.find(" (os error") {
         Some(at) => text[..at].to_owned(),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newline_count_matches_naive_count() {
+        let mut text = Vec::new();
+        for i in 0..40_000u32 {
+            text.push(if i % 7 == 0 || i % 13 == 0 { b'\n' } else { b'x' });
+        }
+        for len in [0, 1, 31, 32, 8159, 8160, 8161, 20_000, text.len()] {
+            let chunk = &text[..len];
+            let naive = chunk.iter().filter(|b| **b == b'\n').count() as u64;
+            assert_eq!(count_newlines_in(chunk), naive, "length {len}");
+        }
+    }
+
+    #[test]
+    fn newline_count_of_only_newlines() {
+        let chunk = vec![b'\n'; 32 * 255 * 3 + 5];
+        assert_eq!(count_newlines_in(&chunk), chunk.len() as u64);
     }
 }

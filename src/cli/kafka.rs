@@ -1,6 +1,5 @@
 //! `cfscrub kafka`: the consumer-group mode's arguments and wiring.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +8,12 @@ use anyhow::Context;
 use clap::Args;
 
 use super::EXIT_ERROR;
-use super::args::EngineArgs;
+use super::args::{EngineArgs, MetricsArgs};
+use super::export::Exporters;
 use crate::kafka::{
     Guarantee, OutputTemplate, Partitioning, Property, Settings, Shutdown,
 };
-use crate::observe::{
-    DEFAULT_METRICS_ADDR, FindingsWriter, Metrics, MetricsServer,
-};
+use crate::observe::{DEFAULT_METRICS_ADDR, FindingsWriter, Metrics};
 
 /// Time after the grace period at which a shutdown that is still running
 /// is cut short.
@@ -110,14 +108,13 @@ pub struct KafkaArgs {
     )]
     pub connect_timeout: Duration,
 
-    /// Address of the /metrics, /healthz and /readyz endpoint, HOST:PORT
-    /// or a port on loopback.
-    #[arg(long, default_value = DEFAULT_METRICS_ADDR, value_name = "ADDR")]
-    pub metrics_listen: String,
-
-    /// Serves no metrics endpoint.
+    /// Serves no metrics endpoint, which this mode otherwise serves on
+    /// --metrics-listen or 127.0.0.1:9898.
     #[arg(long, conflicts_with = "metrics_listen")]
-    pub no_metrics: bool,
+    pub no_metrics_listen: bool,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 
     /// Writes one JSON object per finding to PATH (`-` for stderr), with
     /// the record as topic/partition@offset, never the credential.
@@ -170,7 +167,6 @@ impl KafkaArgs {
 pub(super) fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
     let scanner = args.engine.scanner()?;
     let settings = args.settings()?;
-    let metrics = Metrics::new().context("cannot create the metrics")?;
     let findings = match &args.findings {
         Some(path) => Some(
             FindingsWriter::create(path)
@@ -178,17 +174,18 @@ pub(super) fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let server = if args.no_metrics {
-        None
-    } else {
-        let addr = parse_listen(&args.metrics_listen)?;
-        Some(MetricsServer::start(addr, metrics.clone())?)
+    let exporters = Exporters::start(&exporter_args(args)?)?;
+    let metrics = match &exporters {
+        Some(exporters) => exporters.metrics.clone(),
+        None => Metrics::new().context("cannot create the metrics")?,
     };
     let shutdown = Arc::new(Shutdown::new());
     watch_signals(Arc::clone(&shutdown), settings.grace_period)?;
     let result =
         crate::kafka::run(settings, scanner, metrics, findings, shutdown);
-    drop(server);
+    if let Some(exporters) = exporters {
+        exporters.finish(Duration::ZERO)?;
+    }
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error) => {
@@ -265,16 +262,21 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("invalid seconds {text:?}: expected 0 or more"))
 }
 
-/// Parses `HOST:PORT`, or a bare port on loopback.
-fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
-    if let Ok(port) = text.parse::<u16>() {
-        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
-    }
-    text.parse().with_context(|| {
-        format!(
-            "invalid --metrics-listen {text}: expected HOST:PORT with a \
-             numeric host, such as {DEFAULT_METRICS_ADDR}, or a port"
-        )
+/// Returns the exporters to start: the endpoint on by default, unlike in
+/// the filter, because a group member is a service that Prometheus
+/// scrapes.
+fn exporter_args(args: &KafkaArgs) -> anyhow::Result<MetricsArgs> {
+    let listen = match args.metrics.metrics_listen {
+        _ if args.no_metrics_listen => None,
+        Some(addr) => Some(addr),
+        None => Some(DEFAULT_METRICS_ADDR.parse().with_context(|| {
+            format!("invalid default address {DEFAULT_METRICS_ADDR}")
+        })?),
+    };
+    Ok(MetricsArgs {
+        metrics_listen: listen,
+        metrics_textfile: args.metrics.metrics_textfile.clone(),
+        metrics_textfile_interval: args.metrics.metrics_textfile_interval,
     })
 }
 
@@ -308,11 +310,4 @@ mod tests {
         assert!(parse_seconds("soon").is_err());
     }
 
-    #[test]
-    fn listen_port_alone_is_loopback() {
-        let addr = parse_listen("9100").unwrap();
-        assert_eq!(addr, "127.0.0.1:9100".parse().unwrap());
-        assert!(parse_listen("0.0.0.0:9100").unwrap().ip().is_unspecified());
-        assert!(parse_listen("localhost:x").is_err());
-    }
 }

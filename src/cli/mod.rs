@@ -2,6 +2,7 @@
 
 mod args;
 mod demo;
+mod export;
 mod filter;
 mod kafka;
 
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, EngineArgs, FilterArgs};
+pub use args::{Cli, Command, EngineArgs, FilterArgs, MetricsArgs};
 pub use kafka::KafkaArgs;
 
 /// Exit status when something was redacted and `--fail-on-find` is set.
@@ -41,8 +42,11 @@ fn init_logging(level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(level));
+    // Colour codes only for a terminal, so that log files stay plain.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();

@@ -42,8 +42,21 @@ fn is_body_byte(byte: u8) -> bool {
 
 /// Reports whether `byte` may appear in a legacy token.
 pub(crate) fn is_token_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'
+    TOKEN_BYTES[usize::from(byte)]
 }
+
+/// Which bytes are token characters: one load per byte in the loops that
+/// walk a context window, in place of four comparisons.
+static TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+        byte += 1;
+    }
+    table
+};
 
 fn is_lower_hex(byte: u8) -> bool {
     byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte)
@@ -129,7 +142,7 @@ pub(crate) fn check_prefixed(
         // A valid checksum wins over any other reading of those digits.
         // An invalid one may be the start of the next credential written
         // straight after a cut-off one, so that reading is tried below.
-        if level == Level::ChecksumValid || !contains_prefix(tail) {
+        if level == Level::ChecksumValid || !contains_prefix(tail, at_end) {
             let len = prefix_len + BODY_LEN + CHECKSUM_LEN;
             return Check::Found { len, level };
         }
@@ -150,9 +163,15 @@ pub(crate) fn check_prefixed(
     Check::Found { len, level: Level::ChecksumMissing }
 }
 
-/// Reports whether a prefix starts within the checksum digits of `tail`.
-fn contains_prefix(tail: &[u8]) -> bool {
-    (0..CHECKSUM_LEN).any(|i| prefix_at(&tail[i..]) != PrefixAt::No)
+/// Reports whether a prefix starts within the checksum digits of `tail`,
+/// or may start there once more bytes arrive. At the end of the input a
+/// prefix cut off by the end is no prefix.
+fn contains_prefix(tail: &[u8], at_end: bool) -> bool {
+    (0..CHECKSUM_LEN).any(|i| match prefix_at(&tail[i..]) {
+        PrefixAt::Yes => true,
+        PrefixAt::Partial => !at_end,
+        PrefixAt::No => false,
+    })
 }
 
 /// Checks an Origin CA key at the start of `bytes`, which begins with
@@ -198,9 +217,25 @@ pub(crate) fn classify_legacy_run(run: &[u8]) -> Option<Kind> {
     }
     // A random 40-character token mixes at least two of lowercase,
     // uppercase and digits; an identifier or a word usually does not.
+    // A request id such as OpenStack's `req-` and a UUID is 40 characters
+    // too, but real tokens hold a UUID's shape with odds near 2^-100.
     let classes = usize::from(lower) + usize::from(upper) + usize::from(digit);
-    (run.len() == LEGACY_TOKEN_LEN && classes >= 2)
+    (run.len() == LEGACY_TOKEN_LEN && classes >= 2 && !contains_uuid(run))
         .then_some(Kind::LegacyToken)
+}
+
+/// Length of a UUID in its 8-4-4-4-12 text form.
+const UUID_LEN: usize = 36;
+
+/// Reports whether `run` contains a UUID in its 8-4-4-4-12 hex form, in
+/// either case.
+fn contains_uuid(run: &[u8]) -> bool {
+    run.windows(UUID_LEN).any(|window| {
+        window.iter().enumerate().all(|(i, byte)| match i {
+            8 | 13 | 18 | 23 => *byte == b'-',
+            _ => byte.is_ascii_hexdigit(),
+        })
+    })
 }
 
 #[cfg(test)]
@@ -244,16 +279,83 @@ mod tests {
         assert_eq!(found, expected);
     }
 
+    /// Returns a body whose CRC-32 has at least one hex letter, so that
+    /// its uppercase form differs from the lowercase one.
+    fn body_with_letter_in_checksum() -> Vec<u8> {
+        let mut body = body();
+        for byte in b'a'..=b'z' {
+            body[0] = byte;
+            if checksum_hex(&body).iter().any(u8::is_ascii_alphabetic) {
+                return body;
+            }
+        }
+        unreachable!("some CRC-32 of 26 bodies has a hex letter")
+    }
+
     #[test]
     fn prefixed_uppercase_checksum_is_invalid() {
-        let crc = checksum_hex(&body()).to_ascii_uppercase();
-        let cred = prefixed(b"cfk_", &crc);
+        let body = body_with_letter_in_checksum();
+        let mut cred = b"cfk_".to_vec();
+        cred.extend(&body);
+        cred.extend(checksum_hex(&body).to_ascii_uppercase());
         let found = check_prefixed(&cred, 4, true);
         let expected = Check::Found { len: 52, level: Level::ChecksumInvalid };
-        // The digits contain no letter only when the CRC is all digits.
-        if crc.iter().any(u8::is_ascii_alphabetic) {
-            assert_eq!(found, expected);
+        assert_eq!(found, expected);
+    }
+
+    /// Every prefix at every level, with a byte after the span that ends
+    /// it and at the end of the input.
+    #[test]
+    fn every_prefix_at_every_level() {
+        let crc = checksum_hex(&body());
+        for prefix in PREFIXES {
+            let p = prefix.len();
+            let mut cases = vec![
+                (crc.to_vec(), p + 48, Level::ChecksumValid),
+                (b"00000000".to_vec(), p + 48, Level::ChecksumInvalid),
+            ];
+            for digits in 0..CHECKSUM_LEN {
+                let cut = crc[..digits].to_vec();
+                cases.push((cut, p + 40 + digits, Level::ChecksumMissing));
+            }
+            for (checksum, len, level) in cases {
+                let cred = prefixed(prefix, &checksum);
+                let name = format!("{:?} {level}", prefix);
+                let found = Check::Found { len, level };
+                assert_eq!(check_prefixed(&cred, p, true), found, "{name}");
+                let mut line = cred.clone();
+                line.extend(b" next");
+                assert_eq!(check_prefixed(&line, p, false), found, "{name}");
+            }
         }
+    }
+
+    #[test]
+    fn prefixed_letters_after_span() {
+        let crc = checksum_hex(&body());
+        let mut cred = prefixed(b"cfat_", &crc);
+        cred.extend(b"xyz");
+        let found = check_prefixed(&cred, 5, false);
+        assert_eq!(
+            found,
+            Check::Found { len: 53, level: Level::ChecksumValid }
+        );
+        let mut missing = prefixed(b"cfat_", b"");
+        missing.extend(b"xyz");
+        let found = check_prefixed(&missing, 5, false);
+        let expected = Check::Found { len: 45, level: Level::ChecksumMissing };
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn invalid_checksum_ending_like_prefix_at_end() {
+        // Eight hex digits whose last two could begin `cfut_`: at the end
+        // of the input they are a checksum, not the start of a prefix.
+        let cred = prefixed(b"cfut_", b"012345cf");
+        let found = check_prefixed(&cred, 5, true);
+        let expected = Check::Found { len: 53, level: Level::ChecksumInvalid };
+        assert_eq!(found, expected);
+        assert_eq!(check_prefixed(&cred, 5, false), Check::NeedMore);
     }
 
     #[test]
@@ -285,6 +387,41 @@ mod tests {
         assert_eq!(found, expected);
     }
 
+    fn origin_ca(second: &[u8]) -> Vec<u8> {
+        let mut key = b"v1.0-".to_vec();
+        key.extend((0..24).map(|i| b"0123456789abcdef"[i % 16]));
+        key.push(b'-');
+        key.extend(second);
+        key
+    }
+
+    #[test]
+    fn origin_ca_key_full_shape() {
+        let hex: Vec<u8> =
+            (0..146).map(|i| b"fedcba9876543210"[i % 16]).collect();
+        let key = origin_ca(&hex);
+        let found =
+            Check::Found { len: ORIGIN_CA_LEN, level: Level::Contextual };
+        assert_eq!(check_origin_ca(&key, true), found);
+        let mut longer = key.clone();
+        longer.extend(b"abc");
+        assert_eq!(check_origin_ca(&longer, false), found);
+    }
+
+    #[test]
+    fn origin_ca_key_short_or_uppercase() {
+        let hex: Vec<u8> =
+            (0..146).map(|i| b"0123456789abcdef"[i % 16]).collect();
+        let short = origin_ca(&hex[..145]);
+        assert_eq!(check_origin_ca(&short, true), Check::NoMatch);
+        assert_eq!(check_origin_ca(&short, false), Check::NeedMore);
+        let mut ended = short.clone();
+        ended.push(b' ');
+        assert_eq!(check_origin_ca(&ended, false), Check::NoMatch);
+        let upper = origin_ca(&hex.to_ascii_uppercase());
+        assert_eq!(check_origin_ca(&upper, true), Check::NoMatch);
+    }
+
     #[test]
     fn legacy_runs_classified() {
         let token = b"Ab3dEf6hIj9lMn2pQr5tUv8xYz1_Cd4-Gh7jKl0n";
@@ -296,6 +433,9 @@ mod tests {
         assert_eq!(key.len(), 37);
         assert_eq!(classify_legacy_run(key), Some(Kind::LegacyGlobalKey));
         assert_eq!(classify_legacy_run(&key[..32]), None);
+        let request_id = b"req-38101a0b-2096-447d-96ea-a692162415ae";
+        assert_eq!(request_id.len(), 40);
+        assert_eq!(classify_legacy_run(request_id), None);
         let word = b"cloudflare_worker_deployment_status_flag";
         assert_eq!(word.len(), 40);
         assert_eq!(classify_legacy_run(word), None);

@@ -259,7 +259,7 @@ impl Redactor {
         let release = scanned.release;
         let mut written = 0;
         let mut counted = 0;
-        for span in &self.spans {
+        for (index, span) in self.spans.iter().enumerate() {
             let credential = &buf[span.start..span.end()];
             if self.count_lines {
                 self.lines += count_newlines(&buf[counted..span.start]);
@@ -282,19 +282,27 @@ impl Redactor {
                 continue;
             }
             self.stats.redactions[kind] += 1;
+            // A span that overlaps the next redacted one is replaced up to
+            // where that one starts, which is the release point when the
+            // scan held that one back.
+            let next_start = self.spans[index + 1..]
+                .iter()
+                .find(|next| next.level >= scanner.min_level)
+                .map_or(release, |next| next.start);
+            let end = span.end().min(next_start);
             sink.write(&buf[written..span.start])?;
             self.replacement.clear();
             let style = scanner.style;
             style.write(
                 span.kind,
-                credential,
+                end - span.start,
                 finding.fingerprint,
                 &mut self.replacement,
             );
             sink.write(&self.replacement)?;
             self.stats.bytes_out +=
                 (span.start - written + self.replacement.len()) as u64;
-            written = span.end();
+            written = end;
         }
         if release > written {
             sink.write(&buf[written..release])?;
@@ -330,5 +338,135 @@ impl Sink for Collect<'_> {
     fn finding(&mut self, finding: &Finding) -> Result<(), Self::Error> {
         self.findings.push(*finding);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+    use crate::engine::sample;
+
+    fn scanner(min_level: Level) -> Arc<Scanner> {
+        let mut builder = Scanner::builder();
+        Arc::new(builder.min_level(min_level).build().unwrap())
+    }
+
+    fn push(redactor: &mut Redactor, chunk: &[u8], sink: &mut Collect<'_>) {
+        let Ok(()) = redactor.push(chunk, sink);
+    }
+
+    #[test]
+    fn findings_carry_stream_offset_and_line() {
+        let scanner = scanner(Level::ChecksumInvalid);
+        let mut rng = StdRng::seed_from_u64(1);
+        let credential = sample::prefixed(&mut rng, Kind::AccountToken);
+        let mut out = Vec::new();
+        let mut sink = Collect { out: &mut out, findings: Vec::new() };
+        let mut redactor = scanner.redactor();
+        redactor.count_lines(true);
+        push(&mut redactor, b"one\ntwo\n", &mut sink);
+        push(&mut redactor, format!("t={credential}\n").as_bytes(), &mut sink);
+        let Ok(()) = redactor.finish(&mut sink);
+        let [finding] = sink.findings[..] else {
+            panic!("expected one finding, got {}", sink.findings.len());
+        };
+        assert_eq!(finding.offset, 10);
+        assert_eq!(finding.len, 53);
+        assert_eq!(finding.line, 3);
+        assert_eq!(
+            finding.fingerprint,
+            Fingerprint::of(credential.as_bytes())
+        );
+        assert!(finding.redacted);
+    }
+
+    #[test]
+    fn min_level_reports_without_redacting() {
+        let scanner = scanner(Level::ChecksumValid);
+        let mut rng = StdRng::seed_from_u64(2);
+        let wrong = sample::wrong_checksum(&mut rng, Kind::UserToken);
+        let input = format!("t={wrong}\n");
+        let mut out = Vec::new();
+        let findings = scanner.redact(input.as_bytes(), &mut out);
+        assert_eq!(out, input.as_bytes(), "left in place");
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].level, Level::ChecksumInvalid);
+        assert!(!findings[0].redacted);
+    }
+
+    #[test]
+    fn stats_count_bytes_and_findings() {
+        let scanner = scanner(Level::ChecksumMissing);
+        let mut rng = StdRng::seed_from_u64(3);
+        let valid = sample::prefixed(&mut rng, Kind::GlobalKey);
+        let wrong = sample::wrong_checksum(&mut rng, Kind::GlobalKey);
+        let input = format!("{valid} {wrong}\n");
+        let mut out = Vec::new();
+        let mut sink = Collect { out: &mut out, findings: Vec::new() };
+        let mut redactor = scanner.redactor();
+        push(&mut redactor, input.as_bytes(), &mut sink);
+        let Ok(()) = redactor.finish(&mut sink);
+        let stats = *redactor.stats();
+        let kind = Kind::GlobalKey as usize;
+        assert_eq!(stats.bytes_in, input.len() as u64);
+        assert_eq!(stats.bytes_out, out.len() as u64);
+        assert_eq!(stats.findings[kind][Level::ChecksumValid as usize], 1);
+        assert_eq!(stats.findings[kind][Level::ChecksumInvalid as usize], 1);
+        assert_eq!(stats.total_findings(), 2);
+        assert_eq!(stats.total_redactions(), 1);
+        assert!(stats.candidates >= 2);
+    }
+
+    #[test]
+    fn finish_twice_writes_once() {
+        let scanner = scanner(Level::ChecksumInvalid);
+        let mut out = Vec::new();
+        let mut redactor = scanner.redactor();
+        redactor.push_to_vec(b"cfut_abc", &mut out);
+        assert!(out.is_empty(), "a possible prefix is held back");
+        redactor.finish_to_vec(&mut out);
+        redactor.finish_to_vec(&mut out);
+        assert_eq!(out, b"cfut_abc");
+    }
+
+    #[test]
+    #[should_panic(expected = "push after finish")]
+    fn push_after_finish_panics() {
+        let scanner = scanner(Level::ChecksumInvalid);
+        let mut out = Vec::new();
+        let mut redactor = scanner.redactor();
+        redactor.finish_to_vec(&mut out);
+        redactor.push_to_vec(b"x", &mut out);
+    }
+
+    /// A run of look-alikes, each running into the next one's prefix, fed
+    /// one byte at a time: the redactor keeps fewer than `max_hold` bytes
+    /// back, and every look-alike and the credential at the end are
+    /// replaced.
+    #[test]
+    fn overlap_chain_holds_bounded_bytes() {
+        let scanner = scanner(Level::ChecksumInvalid);
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut input = String::new();
+        for _ in 0..100 {
+            input.push_str("cfut_");
+            input.push_str(&sample::body(&mut rng)[..39]);
+        }
+        let credential = sample::prefixed(&mut rng, Kind::UserToken);
+        input.push_str(&credential);
+        let mut out = Vec::new();
+        let mut sink = Collect { out: &mut out, findings: Vec::new() };
+        let mut redactor = scanner.redactor();
+        for byte in input.as_bytes() {
+            push(&mut redactor, std::slice::from_ref(byte), &mut sink);
+            assert!(redactor.pending_len() < scanner.max_hold());
+        }
+        let Ok(()) = redactor.finish(&mut sink);
+        assert_eq!(sink.findings.len(), 101);
+        let label = b"[REDACTED:user_token]";
+        assert_eq!(out, label.repeat(101));
     }
 }

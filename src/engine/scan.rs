@@ -11,7 +11,7 @@
 use memchr::memchr;
 
 use super::confirm::{
-    Check, LEGACY_KEY_LEN, check_origin_ca, check_prefixed,
+    Check, LEGACY_KEY_LEN, LEGACY_TOKEN_LEN, check_origin_ca, check_prefixed,
     classify_legacy_run, is_token_byte,
 };
 use super::kind::{Kind, Level};
@@ -19,12 +19,20 @@ use super::prefilter::Hit;
 use super::scanner::Scanner;
 
 /// A span of the buffer that holds a credential.
+///
+/// Spans may overlap by a few bytes, because a look-alike can run into
+/// the first bytes of a credential written straight after it (see
+/// [`Scan::settle`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Span {
     pub(crate) start: usize,
     pub(crate) len: usize,
     pub(crate) kind: Kind,
     pub(crate) level: Level,
+    /// Where a scan must resume to find this span again: its start, or
+    /// for a legacy value after a percent-encoded byte, the start of the
+    /// run that contains it.
+    pub(crate) rescan_from: usize,
 }
 
 impl Span {
@@ -62,6 +70,16 @@ pub(crate) struct Scanned {
     /// Prefilter hits looked at, for the candidates metric.
     pub(crate) candidates: u64,
 }
+
+/// Bytes of a percent-encoded byte after its `%`, as in `%3D`.
+const PERCENT_DIGITS: usize = 2;
+
+/// Lengths of a legacy credential: every key length, and the token's.
+const LEGACY_LENGTHS: std::ops::RangeInclusive<usize> = LEGACY_KEY_LEN;
+const _: () = assert!(
+    *LEGACY_LENGTHS.start() <= LEGACY_TOKEN_LEN
+        && LEGACY_TOKEN_LEN <= *LEGACY_LENGTHS.end()
+);
 
 /// Longest run of token characters that can still be a legacy credential.
 const LONGEST_LEGACY: usize = *LEGACY_KEY_LEN.end();
@@ -163,7 +181,9 @@ impl Scan<'_> {
                 Hit::Prefix(kind) => self.check_prefix(start, kind),
                 Hit::Keyword { len } => {
                     self.keyword(start, len);
-                    Some(start + len)
+                    // An operator's keyword may contain a prefix or
+                    // another keyword, so the search goes on inside it.
+                    Some(start + 1)
                 }
             };
             match next {
@@ -191,8 +211,11 @@ impl Scan<'_> {
             Check::NeedMore => None,
             Check::NoMatch => Some(start + 1),
             Check::Found { len, level } => {
-                self.spans.push(Span { start, len, kind, level });
-                Some(start + len)
+                let rescan_from = start;
+                self.spans.push(Span { start, len, kind, level, rescan_from });
+                // Not `start + len`: a prefix in the span's last bytes may
+                // begin a credential that only looks like part of this one.
+                Some(start + 1)
             }
         }
     }
@@ -219,24 +242,34 @@ impl Scan<'_> {
 
     /// Classifies each run of token characters that starts inside the
     /// window and has not been classified yet.
+    ///
+    /// A run that starts with the two hex digits of a percent-encoded byte
+    /// (`%3D`, `%22`, `%20` in a URL-encoded query) is classified without
+    /// them, so `cf_api_token%3D` is a separator like `cf_api_token=`.
     fn classify_window_runs(&mut self) {
-        let window_end = self.rel(self.window_end);
+        let buf = self.buf;
+        let limit = self.rel(self.window_end).min(self.hold);
         let mut at = self.rel(self.runs_from);
-        while at < window_end && at < self.hold {
-            let byte = self.buf[at];
-            let run_starts =
-                is_token_byte(byte) && !is_token_byte(self.byte_before(at));
-            if !run_starts {
+        // Inside a run that started before `at`, which is not a candidate.
+        let mut in_run = at < limit && is_token_byte(self.byte_before(at));
+        while at < limit {
+            let run_len = buf[at..]
+                .iter()
+                .position(|b| !is_token_byte(*b))
+                .unwrap_or(buf.len() - at);
+            if run_len == 0 {
+                in_run = false;
                 at += 1;
                 continue;
             }
-            let run_len = self.buf[at..]
-                .iter()
-                .position(|b| !is_token_byte(*b))
-                .unwrap_or(self.buf.len() - at);
             let run_end = at + run_len;
-            if run_end == self.buf.len() && !self.at_end {
-                if run_len <= LONGEST_LEGACY {
+            if in_run {
+                at = run_end;
+                in_run = false;
+                continue;
+            }
+            if run_end == buf.len() && !self.at_end {
+                if run_len <= LONGEST_LEGACY + PERCENT_DIGITS {
                     self.hold = self.hold.min(at);
                     self.runs_from = self.abs(at);
                     return;
@@ -245,47 +278,88 @@ impl Scan<'_> {
                 at = run_end;
                 break;
             }
-            let kind = classify_legacy_run(&self.buf[at..run_end]);
+            let value = at + self.percent_digits(at, run_len);
+            // Most runs are words, far from any credential's length.
+            if !LEGACY_LENGTHS.contains(&(run_end - value)) {
+                at = run_end;
+                continue;
+            }
+            let kind = classify_legacy_run(&buf[value..run_end]);
             if let Some(kind) =
                 kind.filter(|k| self.scanner.kinds.contains(*k))
             {
-                let level = Level::Contextual;
-                self.spans.push(Span { start: at, len: run_len, kind, level });
+                self.spans.push(Span {
+                    start: value,
+                    len: run_end - value,
+                    kind,
+                    level: Level::Contextual,
+                    rescan_from: at,
+                });
             }
             at = run_end;
         }
         self.runs_from = self.runs_from.max(self.abs(at.min(self.hold)));
     }
 
-    /// Sorts the spans, drops overlaps and every span the release point
-    /// does not cover, and returns the release point.
+    /// Returns how many bytes of the run at `at` are the hex digits of a
+    /// percent-encoded byte before the value: 2 or 0.
+    fn percent_digits(&self, at: usize, run_len: usize) -> usize {
+        let encoded = self.byte_before(at) == b'%'
+            && run_len > PERCENT_DIGITS
+            && self.buf[at..at + PERCENT_DIGITS]
+                .iter()
+                .all(u8::is_ascii_hexdigit);
+        if encoded { PERCENT_DIGITS } else { 0 }
+    }
+
+    /// Sorts the spans, drops every span the release point does not
+    /// cover, and returns the release point.
+    ///
+    /// Two spans overlap when a look-alike runs into the first bytes of a
+    /// credential written straight after it, such as a 39-character body
+    /// followed by `cfut_`. Both are kept: the redactor replaces the
+    /// first one up to where the next redacted one starts, so neither
+    /// leaves a byte behind. A span starts inside at most one other, so
+    /// a chain of overlaps is settled one span at a time and the bytes
+    /// held back stay below [`Scanner::max_hold`].
     fn settle(&mut self) -> usize {
         let spans = &mut self.spans[self.first_span..];
         spans.sort_unstable_by_key(|s| (s.start, usize::MAX - s.len));
         let mut kept = self.first_span;
-        let mut last_end = 0;
+        let mut last_start = None;
         for i in self.first_span..self.spans.len() {
             let span = self.spans[i];
             if span.start >= self.hold {
                 break;
             }
-            if span.start < last_end {
+            if last_start == Some(span.start) {
                 continue;
             }
-            last_end = span.end();
+            last_start = Some(span.start);
             self.spans[kept] = span;
             kept += 1;
         }
         self.spans.truncate(kept);
+
         let mut release = self.hold;
-        // A span that reaches past the release point is found again, whole,
-        // when the scan resumes at its start.
-        if let Some(last) =
-            self.spans.get(self.first_span..).and_then(|s| s.last().copied())
+        // A redacted span that reaches past the release point is found
+        // again, whole, when the scan resumes where it can be found. A
+        // span that is only reported needs no bytes after the release
+        // point, so it is reported now.
+        let min_level = self.scanner.min_level;
+        let last_redacted = self.spans[self.first_span..]
+            .iter()
+            .rev()
+            .find(|span| span.level >= min_level)
+            .copied();
+        if let Some(last) = last_redacted
             && last.end() > release
         {
-            release = last.start;
-            self.spans.pop();
+            release = last.rescan_from;
+            let first = self.first_span;
+            let keep =
+                self.spans[first..].partition_point(|s| s.start < release);
+            self.spans.truncate(first + keep);
         }
         release
     }
@@ -303,5 +377,114 @@ impl Scan<'_> {
             runs_from: self.runs_from.min(self.abs(release)),
             prev: self.byte_before(release),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+    use crate::engine::sample;
+
+    fn scanner() -> Scanner {
+        Scanner::builder().build().unwrap()
+    }
+
+    fn token() -> String {
+        sample::legacy_token(&mut StdRng::seed_from_u64(1))
+    }
+
+    /// Scans `buf` as the whole input and returns the spans.
+    fn scan_whole(scanner: &Scanner, buf: &[u8]) -> Vec<Span> {
+        let mut state = ScanState::default();
+        let mut spans = Vec::new();
+        let scanned = scan(scanner, &mut state, 0, buf, true, &mut spans);
+        assert_eq!(scanned.release, buf.len(), "whole input released");
+        spans
+    }
+
+    #[test]
+    fn window_closes_at_newline() {
+        let scanner = scanner();
+        let next_line = format!("CF_API_TOKEN=\n{}\n", token());
+        assert!(scan_whole(&scanner, next_line.as_bytes()).is_empty());
+        let same_line = format!("CF_API_TOKEN={}\n", token());
+        let spans = scan_whole(&scanner, same_line.as_bytes());
+        assert_eq!(spans.len(), 1);
+        assert_eq!((spans[0].start, spans[0].len), (13, 40));
+    }
+
+    #[test]
+    fn window_carried_to_next_buffer() {
+        let scanner = scanner();
+        let mut state = ScanState::default();
+        let mut spans = Vec::new();
+        let first = b"CF_API_TOKEN=";
+        let scanned = scan(&scanner, &mut state, 0, first, false, &mut spans);
+        assert_eq!(scanned.release, first.len());
+        assert!(state.window_end > first.len() as u64, "window open");
+        let second = format!("{} rest\n", token());
+        let base = first.len() as u64;
+        let buf = second.as_bytes();
+        let scanned = scan(&scanner, &mut state, base, buf, false, &mut spans);
+        assert_eq!(scanned.release, buf.len());
+        assert_eq!(spans.len(), 1);
+        assert_eq!((spans[0].start, spans[0].kind), (0, Kind::LegacyToken));
+    }
+
+    #[test]
+    fn run_at_buffer_end_held_back() {
+        let scanner = scanner();
+        let mut state = ScanState::default();
+        let mut spans = Vec::new();
+        let buf = b"CF_API_TOKEN=abc123";
+        let scanned = scan(&scanner, &mut state, 0, buf, false, &mut spans);
+        assert_eq!(scanned.release, 13, "the run may go on");
+        assert!(spans.is_empty());
+        assert_eq!(state.prev, b'=');
+    }
+
+    #[test]
+    fn percent_digits_not_in_value() {
+        let scanner = scanner();
+        let line = format!("q=cf_api_token%3D{}&x=1\n", token());
+        let spans = scan_whole(&scanner, line.as_bytes());
+        assert_eq!(spans.len(), 1);
+        assert_eq!((spans[0].start, spans[0].len), (17, 40));
+        assert_eq!(spans[0].rescan_from, 15, "the run starts at the digits");
+    }
+
+    #[test]
+    fn overlapping_spans_both_kept() {
+        let scanner = scanner();
+        let mut rng = StdRng::seed_from_u64(2);
+        let body = sample::body(&mut rng);
+        let credential = sample::prefixed(&mut rng, Kind::UserToken);
+        let input = format!("cfut_{}{credential}", &body[..39]);
+        let spans = scan_whole(&scanner, input.as_bytes());
+        let starts: Vec<usize> = spans.iter().map(|s| s.start).collect();
+        assert_eq!(starts, [0, 44]);
+        assert_eq!(spans[0].level, Level::ChecksumMissing);
+        assert_eq!(spans[1].level, Level::ChecksumValid);
+        assert!(spans[0].end() > spans[1].start, "spans overlap");
+    }
+
+    #[test]
+    fn span_reaching_past_hold_found_again() {
+        // A look-alike whose last bytes begin a credential that has not
+        // fully arrived: neither is settled until the credential ends.
+        let scanner = scanner();
+        let mut rng = StdRng::seed_from_u64(3);
+        let body = sample::body(&mut rng);
+        let credential = sample::prefixed(&mut rng, Kind::UserToken);
+        let input = format!("ab cfut_{}{}", &body[..39], &credential[..20]);
+        let mut state = ScanState::default();
+        let mut spans = Vec::new();
+        let buf = input.as_bytes();
+        let scanned = scan(&scanner, &mut state, 0, buf, false, &mut spans);
+        assert_eq!(scanned.release, 3);
+        assert!(spans.is_empty());
     }
 }

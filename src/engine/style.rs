@@ -66,11 +66,12 @@ impl Style {
         }
     }
 
-    /// Appends the replacement of `credential`, of kind `kind`, to `out`.
+    /// Appends to `out` the replacement of a span of `len` bytes that
+    /// contains a credential of kind `kind` with `fingerprint`.
     pub(crate) fn write(
         self,
         kind: Kind,
-        credential: &[u8],
+        len: usize,
         fingerprint: Fingerprint,
         out: &mut Vec<u8>,
     ) {
@@ -81,7 +82,7 @@ impl Style {
                 out.extend_from_slice(kind.id().as_bytes());
                 out.push(b']');
             }
-            Style::Mask => write_mask(kind, credential.len(), out),
+            Style::Mask => write_mask(kind, len, out),
             Style::Fingerprint => {
                 out.extend_from_slice(kind.prefix().unwrap_or_default());
                 out.extend_from_slice(b"[sha256:");
@@ -90,10 +91,12 @@ impl Style {
             }
         }
         // Every kind's shortest credential (37 bytes) is longer than any
-        // label or fingerprint; the mask is the fallback all the same.
-        if out.len() - start > credential.len() {
+        // label or fingerprint, and so is a span cut short where an
+        // overlapping one starts (38 bytes or more). The mask is the
+        // fallback all the same.
+        if out.len() - start > len {
             out.truncate(start);
-            write_mask(kind, credential.len(), out);
+            write_mask(kind, len, out);
         }
     }
 }
@@ -144,7 +147,7 @@ mod tests {
         for style in Style::ALL {
             for kind in Kind::ALL {
                 let mut out = Vec::new();
-                style.write(kind, &credential, fingerprint, &mut out);
+                style.write(kind, credential.len(), fingerprint, &mut out);
                 assert!(out.len() <= SHORTEST_SPAN, "{style} {kind}");
                 let mut masked = Vec::new();
                 write_mask(kind, SHORTEST_SPAN, &mut masked);
@@ -160,7 +163,7 @@ mod tests {
         let mut out = Vec::new();
         let credential = [b'a'; 53];
         let fingerprint = Fingerprint::of(&credential);
-        Style::Mask.write(Kind::UserToken, &credential, fingerprint, &mut out);
+        Style::Mask.write(Kind::UserToken, 53, fingerprint, &mut out);
         assert_eq!(out.len(), 53);
         assert!(out.starts_with(b"cfut_*"));
         assert!(out[5..].iter().all(|b| *b == b'*'));

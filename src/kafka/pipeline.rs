@@ -443,7 +443,6 @@ pub fn publish_partition(
     metrics: &crate::observe::Metrics,
     log: &mut PartitionLog,
 ) {
-    let source = [SourceType::Kafka.id()];
     if log.consumed > 0 || log.delivered > 0 {
         let labels = [&*log.topic, &log.partition.to_string()];
         metrics.kafka_consumed.with_label_values(&labels).inc_by(log.consumed);
@@ -451,11 +450,9 @@ pub fn publish_partition(
             .kafka_produced
             .with_label_values(&labels)
             .inc_by(log.delivered);
-        metrics.read_records.with_label_values(&source).inc_by(log.consumed);
-        metrics
-            .written_records
-            .with_label_values(&source)
-            .inc_by(log.delivered);
+        let counters = metrics.source(SourceType::Kafka);
+        counters.read_records.inc_by(log.consumed);
+        counters.written_records.inc_by(log.delivered);
     }
     log.consumed = 0;
     log.delivered = 0;

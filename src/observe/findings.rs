@@ -6,7 +6,17 @@ use std::io::{self, BufWriter, Write};
 
 use serde::Serialize;
 
-use crate::engine::Finding;
+use crate::engine::{Finding, Kind};
+
+/// Location of the leaked-credential runbook when the operator gives
+/// none: its path relative to the root of the repository.
+pub const DEFAULT_RUNBOOK_URL: &str = "docs/runbook-leaked-credential.md";
+
+/// Returns the link to the runbook section for `kind`: `base`, `#` and
+/// the kind id, which is also the section's anchor.
+pub fn runbook_link(base: &str, kind: &str) -> String {
+    format!("{base}#{kind}")
+}
 
 /// One line of the findings output.
 #[derive(Debug, Serialize)]
@@ -56,11 +66,25 @@ impl<'a> FindingRecord<'a> {
     }
 }
 
+/// One line as written: the record and the link to the runbook section
+/// of its kind.
+#[derive(Serialize)]
+struct FindingLine<'a, 'b> {
+    #[serde(flatten)]
+    record: &'b FindingRecord<'a>,
+    doc_url: &'b str,
+}
+
 /// Writes findings as JSON lines to a file or to stderr.
+///
+/// Each line gains a `doc_url` field: the runbook section for the kind of
+/// the finding (see [`FindingsWriter::set_runbook_url`]).
 pub struct FindingsWriter {
     /// What to call the destination in error messages.
     pub name: String,
     out: Box<dyn Write + Send>,
+    /// Link to each kind's runbook section, in [`Kind::ALL`] order.
+    links: Vec<String>,
 }
 
 impl FindingsWriter {
@@ -74,12 +98,29 @@ impl FindingsWriter {
         };
         let name =
             if path == "-" { "stderr".to_owned() } else { path.to_owned() };
-        Ok(FindingsWriter { name, out })
+        let mut writer = FindingsWriter { name, out, links: Vec::new() };
+        writer.set_runbook_url(DEFAULT_RUNBOOK_URL);
+        Ok(writer)
+    }
+
+    /// Sets where the runbook is, such as the URL of
+    /// `docs/runbook-leaked-credential.md` in the operator's copy of the
+    /// repository (default: [`DEFAULT_RUNBOOK_URL`]).
+    pub fn set_runbook_url(&mut self, base: &str) {
+        self.links = Kind::ALL
+            .iter()
+            .map(|kind| runbook_link(base, kind.id()))
+            .collect();
     }
 
     /// Writes one finding as a line of JSON.
     pub fn write(&mut self, record: &FindingRecord<'_>) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, record)?;
+        let doc_url = Kind::ALL
+            .iter()
+            .position(|kind| kind.id() == record.kind)
+            .map_or(DEFAULT_RUNBOOK_URL, |index| &self.links[index]);
+        let line = FindingLine { record, doc_url };
+        serde_json::to_writer(&mut self.out, &line)?;
         self.out.write_all(b"\n")
     }
 

@@ -26,6 +26,14 @@ pub enum SourceType {
 }
 
 impl SourceType {
+    /// Every source type, so each label value exists from the start.
+    pub const ALL: [SourceType; 4] = [
+        SourceType::Stdin,
+        SourceType::File,
+        SourceType::Follow,
+        SourceType::Kafka,
+    ];
+
     /// Returns the label value.
     pub fn id(self) -> &'static str {
         match self {
@@ -54,11 +62,13 @@ pub enum Stage {
     Commit,
     /// Reading or writing a follow checkpoint.
     Checkpoint,
+    /// Writing the metrics text file.
+    Textfile,
 }
 
 impl Stage {
     /// Every stage, so each label value exists from the start.
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 8] = [
         Stage::Read,
         Stage::Write,
         Stage::Findings,
@@ -66,6 +76,7 @@ impl Stage {
         Stage::Produce,
         Stage::Commit,
         Stage::Checkpoint,
+        Stage::Textfile,
     ];
 
     /// Returns the label value.
@@ -78,8 +89,23 @@ impl Stage {
             Stage::Produce => "produce",
             Stage::Commit => "commit",
             Stage::Checkpoint => "checkpoint",
+            Stage::Textfile => "textfile",
         }
     }
+}
+
+/// The four stream counters of one source type, resolved once so that
+/// publishing a chunk skips the label lookup.
+#[derive(Clone)]
+pub struct SourceCounters {
+    /// `cfscrub_read_bytes_total` of this source type.
+    pub read_bytes: IntCounter,
+    /// `cfscrub_written_bytes_total` of this source type.
+    pub written_bytes: IntCounter,
+    /// `cfscrub_read_records_total` of this source type.
+    pub read_records: IntCounter,
+    /// `cfscrub_written_records_total` of this source type.
+    pub written_records: IntCounter,
 }
 
 /// The metrics of one cfscrub process and the registry that exports them.
@@ -128,6 +154,9 @@ pub struct Metrics {
     pub follow_rotations: IntCounterVec,
     /// Files being followed.
     pub follow_files: IntGauge,
+    /// The stream counters of each source type, in [`SourceType::ALL`]
+    /// order.
+    sources: Vec<SourceCounters>,
 }
 
 /// Upper bounds of the scan-time buckets, in seconds: 10 µs to 1 s.
@@ -138,7 +167,7 @@ impl Metrics {
     /// Creates every metric in a new registry.
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
-        let metrics = Metrics {
+        let mut metrics = Metrics {
             read_bytes: counter_vec(
                 &registry,
                 "cfscrub_read_bytes_total",
@@ -250,10 +279,29 @@ impl Metrics {
                 "cfscrub_follow_files",
                 "Files being followed.",
             )?,
+            sources: Vec::new(),
             registry,
         };
         metrics.register_process_info()?;
         metrics.touch_label_values();
+        metrics.sources = SourceType::ALL
+            .iter()
+            .map(|source| {
+                let label = [source.id()];
+                SourceCounters {
+                    read_bytes: metrics.read_bytes.with_label_values(&label),
+                    written_bytes: metrics
+                        .written_bytes
+                        .with_label_values(&label),
+                    read_records: metrics
+                        .read_records
+                        .with_label_values(&label),
+                    written_records: metrics
+                        .written_records
+                        .with_label_values(&label),
+                }
+            })
+            .collect();
         Ok(metrics)
     }
 
@@ -298,17 +346,31 @@ impl Metrics {
         &self.registry
     }
 
+    /// Returns the byte and record counters of `source`.
+    pub fn source(&self, source: SourceType) -> &SourceCounters {
+        let index = match source {
+            SourceType::Stdin => 0,
+            SourceType::File => 1,
+            SourceType::Follow => 2,
+            SourceType::Kafka => 3,
+        };
+        debug_assert_eq!(SourceType::ALL[index], source);
+        &self.sources[index]
+    }
+
     /// Adds what `now` counted since `before` to the engine counters, for
-    /// bytes from `source`.
+    /// bytes from `source`. Records are not in [`Stats`], so the caller
+    /// counts them with [`Metrics::source`].
     pub fn publish(&self, source: SourceType, before: &Stats, now: &Stats) {
-        let label = [source.id()];
-        self.read_bytes
-            .with_label_values(&label)
-            .inc_by(now.bytes_in - before.bytes_in);
-        self.written_bytes
-            .with_label_values(&label)
-            .inc_by(now.bytes_out - before.bytes_out);
+        let counters = self.source(source);
+        counters.read_bytes.inc_by(now.bytes_in - before.bytes_in);
+        counters.written_bytes.inc_by(now.bytes_out - before.bytes_out);
         self.candidates.inc_by(now.candidates - before.candidates);
+        // A redaction is always counted with its finding, so no new finding
+        // means nothing else to add, which is the case of most chunks.
+        if now.findings == before.findings {
+            return;
+        }
         for (k, kind) in Kind::ALL.iter().enumerate() {
             for (l, level) in Level::ALL.iter().enumerate() {
                 let added = now.findings[k][l] - before.findings[k][l];

@@ -254,7 +254,9 @@ impl MetricsServer {
         listener
             .set_nonblocking(true)
             .map_err(|error| listen_error(addr, &error))?;
-        let local_addr = listener.local_addr()?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|error| listen_error(addr, &error))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -373,33 +375,7 @@ fn listen_error(addr: SocketAddr, error: &io::Error) -> anyhow::Error {
         io::ErrorKind::PermissionDenied => "permission denied; ports \
             below 1024 need privileges, so choose a higher port"
             .to_owned(),
-        _ => lowercase_os_message(error),
+        _ => super::os_message(error),
     };
     anyhow::anyhow!("cannot listen on {addr}: {detail}")
-}
-
-/// Returns the error's message, starting in lowercase and without the
-/// "(os error N)" suffix.
-fn lowercase_os_message(error: &io::Error) -> String {
-    let text = error.to_string();
-    let text = match text.find(" (os error") {
-        Some(at) => &text[..at],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn os_message_loses_suffix_and_capital() {
-        let error = io::Error::from_raw_os_error(2);
-        assert_eq!(lowercase_os_message(&error), "no such file or directory");
-    }
 }

@@ -1,0 +1,87 @@
+//! Starting and stopping the metrics exporters that `--metrics-listen`
+//! and `--metrics-textfile` ask for.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::args::MetricsArgs;
+use crate::observe::{Metrics, MetricsServer, TextfileWriter};
+
+/// The metrics of one run and the exporters that publish them.
+pub struct Exporters {
+    /// The metrics, shared with the exporters.
+    pub metrics: Metrics,
+    server: Option<MetricsServer>,
+    textfile: Option<TextfileWriter>,
+}
+
+impl Exporters {
+    /// Creates the metrics and starts the exporters in `args`, or returns
+    /// `None` when `args` requests no exporter, so that no metric is kept and no
+    /// thread or runtime is started.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the address cannot be bound or the text file cannot be
+    /// written, with a message naming the option and the address or path.
+    pub fn start(args: &MetricsArgs) -> anyhow::Result<Option<Exporters>> {
+        if !args.enabled() {
+            return Ok(None);
+        }
+        let metrics = Metrics::new().context("cannot create the metrics")?;
+        let server = match args.metrics_listen {
+            Some(addr) => Some(
+                MetricsServer::start(addr, metrics.clone())
+                    .context("--metrics-listen")?,
+            ),
+            None => None,
+        };
+        let textfile = match &args.metrics_textfile {
+            Some(path) => Some(
+                TextfileWriter::start(
+                    path.clone(),
+                    metrics.clone(),
+                    args.metrics_textfile_interval,
+                )
+                .context("--metrics-textfile")?,
+            ),
+            None => None,
+        };
+        Ok(Some(Exporters { metrics, server, textfile }))
+    }
+
+    /// Writes the text file a last time, then keeps the endpoint up until
+    /// one scrape has read the final counts or `linger` has passed, and
+    /// stops it.
+    ///
+    /// # Errors
+    ///
+    /// Fails, naming the path, when the last write of the text file fails.
+    /// The endpoint is stopped in any case.
+    pub fn finish(mut self, linger: Duration) -> anyhow::Result<()> {
+        let written = match self.textfile.take() {
+            Some(textfile) => textfile.finish(),
+            None => Ok(()),
+        };
+        let server = self.server.take();
+        if let Some(server) = server.as_ref().filter(|_| !linger.is_zero()) {
+            tracing::info!(
+                addr = %server.local_addr(),
+                linger_seconds = linger.as_secs(),
+                "input ended, waiting for a last scrape"
+            );
+            if !server.wait_for_scrape(linger) {
+                tracing::warn!(
+                    addr = %server.local_addr(),
+                    linger_seconds = linger.as_secs(),
+                    "no scrape came before --metrics-linger ran out, so the \
+                     last counts may be missing in Prometheus"
+                );
+            }
+        }
+        // Dropping the server lets a response in progress finish.
+        drop(server);
+        written
+    }
+}
