@@ -1,6 +1,5 @@
 //! The consume-redact-produce loop.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,15 +15,22 @@ use super::offsets;
 use super::record::{Field, RecordRedactor};
 use super::settings::{Guarantee, Partitioning};
 use super::throttle::Throttle;
-use super::tracker::PartitionLog;
+use super::tracker::{PartitionId, PartitionLog};
 use crate::engine::{Scanner, Stats};
 use crate::observe::{FindingRecord, FindingsWriter, SourceType, Stage};
 
 /// Longest wait for a record while consuming.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// Longest wait for delivery reports while at the in-flight limit.
+/// Wait for delivery reports in one poll while consumption is paused.
 const PAUSED_POLL: Duration = Duration::from_millis(20);
+
+/// Wait for delivery reports in one poll at the in-flight limit, before
+/// it is paused.
+const FULL_POLL: Duration = Duration::from_millis(1);
+
+/// Most delivery-report events served in a row between two batches.
+const MAX_REPORT_EVENTS: usize = 64;
 
 /// Time at the in-flight limit after which consumption is paused.
 const PAUSE_AFTER: Duration = Duration::from_secs(1);
@@ -50,14 +56,28 @@ const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest wait for the consumer to leave its group at the end.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The input partition of the last record forwarded, so that the next
+/// record of that partition needs no lookup.
+struct Current {
+    topic: String,
+    partition: i32,
+    id: PartitionId,
+    /// The tracker's generation when `id` was looked up.
+    generation: u64,
+    output: String,
+}
+
 /// The loop of one group member and what it reuses from record to
 /// record.
 pub struct Pipeline<'c> {
     consumer: &'c GroupConsumer,
     redactor: RecordRedactor,
     findings: Option<FindingsWriter>,
-    /// The output topic of each input topic seen.
-    outputs: HashMap<String, String>,
+    /// The partition of the last record, which the next record is most
+    /// likely from too.
+    current: Option<Current>,
+    /// Whether the last record reached the in-flight limit.
+    full: bool,
     published: Stats,
     last_commit: Instant,
     last_publish: Instant,
@@ -84,7 +104,8 @@ impl<'c> Pipeline<'c> {
             consumer,
             redactor,
             findings,
-            outputs: HashMap::new(),
+            current: None,
+            full: false,
             published: Stats::default(),
             last_commit: now,
             last_publish: now,
@@ -117,11 +138,15 @@ impl<'c> Pipeline<'c> {
             match self.backpressure() {
                 Flow::Open => {
                     self.consume(POLL_TIMEOUT)?;
-                    context.producer.poll(Duration::ZERO);
+                    self.serve_deliveries();
                 }
-                Flow::Waiting => context.producer.poll(PAUSED_POLL),
+                Flow::Waiting => {
+                    context.producer.poll(FULL_POLL);
+                    self.serve_deliveries();
+                }
                 Flow::Paused => {
                     context.producer.poll(PAUSED_POLL);
+                    self.serve_deliveries();
                     // Serves rebalances; paused partitions return no
                     // records.
                     self.consume(Duration::ZERO)?;
@@ -130,6 +155,24 @@ impl<'c> Pipeline<'c> {
             self.housekeeping()?;
         }
         Ok(())
+    }
+
+    /// Serves the delivery reports that are ready, without waiting.
+    ///
+    /// `BaseProducer::poll` with a timeout keeps polling until the timeout
+    /// ends, and with none it serves at most one event, so it is called
+    /// until the in-flight count stops falling.
+    fn serve_deliveries(&self) {
+        let context = self.context();
+        let mut in_flight = context.delivery().tracker().in_flight();
+        for _ in 0..MAX_REPORT_EVENTS {
+            context.producer.poll(Duration::ZERO);
+            let now = context.delivery().tracker().in_flight();
+            if now == in_flight {
+                return;
+            }
+            in_flight = now;
+        }
     }
 
     /// Forwards up to [`BATCH`] records, waiting up to `timeout` for the
@@ -154,9 +197,7 @@ impl<'c> Pipeline<'c> {
         let context = self.context();
         let limit = context.settings.max_in_flight;
         match &context.settings.guarantee {
-            Guarantee::AtLeastOnce => {
-                context.delivery().tracker().in_flight() >= limit
-            }
+            Guarantee::AtLeastOnce => self.full,
             Guarantee::ExactlyOnce { .. } => {
                 context.state().transaction.as_ref().is_some_and(|t| {
                     t.is_due(context.settings.commit_interval, limit)
@@ -171,12 +212,28 @@ impl<'c> Pipeline<'c> {
         let settings = &context.settings;
         let (topic, partition, offset) =
             (message.topic(), message.partition(), message.offset());
-        let id = context.delivery().tracker().assign(topic, partition);
-        if !self.outputs.contains_key(topic) {
-            let output = settings.output.output_for(topic);
-            self.outputs.insert(topic.to_owned(), output);
+        let mut tracker = context.delivery().tracker();
+        let generation = tracker.generation();
+        let hit = self.current.as_ref().is_some_and(|current| {
+            current.generation == generation
+                && current.partition == partition
+                && current.topic == topic
+        });
+        if !hit {
+            let id = tracker.assign(topic, partition);
+            self.current = Some(Current {
+                topic: topic.to_owned(),
+                partition,
+                id,
+                generation: tracker.generation(),
+                output: settings.output.output_for(topic),
+            });
         }
-        let output = &self.outputs[topic];
+        let current = self.current.as_ref().expect("set above");
+        let (id, output) = (current.id, &current.output);
+        let in_flight = tracker.sent(id, offset);
+        drop(tracker);
+        self.full = in_flight >= settings.max_in_flight;
         let redacted = self.redactor.redact(message);
         if let Some(findings) = &mut self.findings {
             write_findings(findings, message, redacted.findings)?;
@@ -201,11 +258,12 @@ impl<'c> Pipeline<'c> {
         if settings.partitioning == Partitioning::Same {
             record = record.partition(partition);
         }
-        if let Some(transaction) = &mut context.state().transaction {
+        if settings.guarantee != Guarantee::AtLeastOnce
+            && let Some(transaction) = &mut context.state().transaction
+        {
             transaction.begin(context)?;
             transaction.add(topic, partition, offset);
         }
-        context.delivery().tracker().sent(id, offset);
         loop {
             let (error, returned) = match context.producer.send(record) {
                 Ok(()) => return Ok(()),

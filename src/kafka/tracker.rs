@@ -80,10 +80,12 @@ impl PartitionLog {
 /// Delivery state of every assigned input partition.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    logs: HashMap<PartitionId, PartitionLog>,
+    /// Partition logs by id; an id is an index, so that a delivery report
+    /// finds its partition without hashing.
+    logs: Vec<Option<PartitionLog>>,
     ids: HashMap<Arc<str>, HashMap<i32, PartitionId>>,
-    next_id: PartitionId,
     in_flight: usize,
+    generation: u64,
 }
 
 impl Tracker {
@@ -99,11 +101,25 @@ impl Tracker {
             return id;
         }
         let topic: Arc<str> = Arc::from(topic);
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.logs.len() as PartitionId;
         self.ids.entry(Arc::clone(&topic)).or_default().insert(partition, id);
-        self.logs.insert(id, PartitionLog::new(topic, partition));
+        self.logs.push(Some(PartitionLog::new(topic, partition)));
+        self.generation += 1;
         id
+    }
+
+    /// Returns a number that changes whenever a partition is assigned or
+    /// revoked, so that a cached id can be checked cheaply.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn log(&self, id: PartitionId) -> Option<&PartitionLog> {
+        self.logs.get(id as usize)?.as_ref()
+    }
+
+    fn log_mut(&mut self, id: PartitionId) -> Option<&mut PartitionLog> {
+        self.logs.get_mut(id as usize)?.as_mut()
     }
 
     /// Stops tracking a partition and returns what was left of it.
@@ -117,8 +133,9 @@ impl Tracker {
         if partitions.is_empty() {
             self.ids.remove(topic);
         }
-        let log = self.logs.remove(&id)?;
+        let log = self.logs.get_mut(id as usize)?.take()?;
         self.in_flight -= log.in_flight();
+        self.generation += 1;
         Some(log)
     }
 
@@ -129,20 +146,22 @@ impl Tracker {
 
     /// Returns the topic and partition of a tracked partition id.
     pub fn name(&self, id: PartitionId) -> Option<(Arc<str>, i32)> {
-        let log = self.logs.get(&id)?;
+        let log = self.log(id)?;
         Some((Arc::clone(&log.topic), log.partition))
     }
 
     /// Records that the record at `offset` was consumed and handed to the
-    /// producer.
+    /// producer, and returns the records in flight.
     ///
     /// # Panics
     ///
     /// Panics in debug builds if `offset` is not above every offset
     /// already tracked for the partition.
-    pub fn sent(&mut self, id: PartitionId, offset: i64) {
-        let Some(log) = self.logs.get_mut(&id) else {
-            return;
+    pub fn sent(&mut self, id: PartitionId, offset: i64) -> usize {
+        let Some(log) =
+            self.logs.get_mut(id as usize).and_then(Option::as_mut)
+        else {
+            return self.in_flight;
         };
         debug_assert!(
             log.records.back().is_none_or(|(last, _)| *last < offset),
@@ -151,6 +170,7 @@ impl Tracker {
         log.records.push_back((offset, State::InFlight));
         log.consumed += 1;
         self.in_flight += 1;
+        self.in_flight
     }
 
     /// Records the broker's acknowledgement of the record at `offset`.
@@ -168,7 +188,9 @@ impl Tracker {
     }
 
     fn finish(&mut self, id: PartitionId, offset: i64, state: State) -> bool {
-        let Some(log) = self.logs.get_mut(&id) else {
+        let Some(log) =
+            self.logs.get_mut(id as usize).and_then(Option::as_mut)
+        else {
             return false;
         };
         let Ok(index) = log.records.binary_search_by_key(&offset, |r| r.0)
@@ -179,11 +201,11 @@ impl Tracker {
             return false;
         }
         log.records[index].1 = state;
-        self.in_flight -= 1;
         if state == State::Delivered {
             log.delivered += 1;
             log.settle();
         }
+        self.in_flight -= 1;
         true
     }
 
@@ -192,7 +214,7 @@ impl Tracker {
         let Some(id) = self.id(topic, partition) else {
             return;
         };
-        if let Some(log) = self.logs.get_mut(&id) {
+        if let Some(log) = self.log_mut(id) {
             log.committed = log.committed.max(Some(offset));
         }
     }
@@ -205,12 +227,12 @@ impl Tracker {
 
     /// Returns the tracked partitions.
     pub fn logs(&self) -> impl Iterator<Item = &PartitionLog> {
-        self.logs.values()
+        self.logs.iter().flatten()
     }
 
     /// Returns the tracked partitions, to reset their metric counts.
     pub fn logs_mut(&mut self) -> impl Iterator<Item = &mut PartitionLog> {
-        self.logs.values_mut()
+        self.logs.iter_mut().flatten()
     }
 }
 
@@ -219,7 +241,7 @@ mod tests {
     use super::*;
 
     fn pending(tracker: &Tracker, id: PartitionId) -> Option<i64> {
-        tracker.logs[&id].pending_commit()
+        tracker.log(id).unwrap().pending_commit()
     }
 
     #[test]
@@ -285,8 +307,10 @@ mod tests {
         let log = tracker.revoke("logs", 0).unwrap();
         assert_eq!(log.in_flight(), 1);
         assert_eq!(tracker.in_flight(), 0);
+        let generation = tracker.generation();
         let new = tracker.assign("logs", 0);
         assert_ne!(old, new);
+        assert_ne!(tracker.generation(), generation);
         assert!(!tracker.delivered(old, 5));
         assert_eq!(pending(&tracker, new), None);
     }
