@@ -21,7 +21,10 @@
 #
 # Each figure is records (and value bytes) divided by the wall time from
 # starting the tool until every record is in its output topic. cfscrub's
-# time includes joining the group, which is reported on its own too.
+# time includes joining the group, which is reported on its own too. The
+# CPU seconds (user and system, both kcat processes together) depend less
+# on what else the machine runs. The load average is printed at the start
+# and the end, because other work on the machine slows both tools.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -121,14 +124,16 @@ member_written() {
 run_kcat() {
   local round="$1" output="bench-copy-$$-$1" start end
   scripts/kafka.sh create-topic "$output" "$PARTITIONS" >/dev/null 2>&1
+  local TIMEFORMAT='%U %S' cpu
   start=$(now)
-  kcat -C -b "$BROKER" -t "$INPUT" -o beginning -e -q |
-    kcat -P -b "$BROKER" -t "$output"
+  # `time` on the pipeline reports the CPU time of both kcat processes.
+  cpu=$({ time kcat -C -b "$BROKER" -t "$INPUT" -o beginning -e -q |
+    kcat -P -b "$BROKER" -t "$output"; } 2>&1)
   end=$(now)
   local copied
   copied=$(topic_records "$output")
   ((copied == RECORDS)) || die "kcat copied $copied of $RECORDS records"
-  report kcat "$round" "$start" "$end" ""
+  report kcat "$round" "$start" "$end" "" "$(awk '{ print $1 + $2 }' <<<"$cpu")"
 }
 
 run_cfscrub() {
@@ -153,25 +158,33 @@ run_cfscrub() {
     sleep 0.02
   done
   end=$(now)
+  local cpu
+  cpu=$(process_cpu "$MEMBER_PID")
   kill -TERM "$MEMBER_PID"
   wait "$MEMBER_PID" || die "cfscrub exited with $? after SIGTERM"
   MEMBER_PID=""
-  report cfscrub "$round" "$start" "$end" "$ready"
+  report cfscrub "$round" "$start" "$end" "$ready" "$cpu"
 }
 
-# Prints one result line: tool, round, seconds, records/s, MiB/s, and the
-# seconds until cfscrub joined its group.
+# Prints the user and system CPU seconds that process PID used so far.
+process_cpu() {
+  awk -v ticks="$(getconf CLK_TCK)" '{ print ($14 + $15) / ticks }' "/proc/$1/stat"
+}
+
+# Prints one result line: tool, round, seconds, records/s, MiB/s, CPU
+# seconds, and the seconds until cfscrub joined its group.
 report() {
-  local tool="$1" round="$2" start="$3" end="$4" ready="$5"
+  local tool="$1" round="$2" start="$3" end="$4" ready="$5" cpu="$6"
   awk -v tool="$tool" -v round="$round" -v s="$start" -v e="$end" \
-    -v r="$ready" -v n="$RECORDS" -v b="$BYTES" 'BEGIN {
+    -v r="$ready" -v n="$RECORDS" -v b="$BYTES" -v cpu="$cpu" 'BEGIN {
       t = e - s
       join = (r == "") ? "-" : sprintf("%.2f", r - s)
-      printf "%-8s round %d  %6.2f s  %9.0f records/s  %6.1f MiB/s  join %s s\n",
-        tool, round, t, n / t, b / t / 1048576, join
+      printf "%-8s round %d  %6.2f s  %9.0f records/s  %6.1f MiB/s  cpu %5.2f s  join %s s\n",
+        tool, round, t, n / t, b / t / 1048576, cpu, join
     }' | tee -a "$WORK/results.txt"
 }
 
+log "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((round = 1; round <= ROUNDS; round++)); do
   run_kcat "$round"
   run_cfscrub "$round"
@@ -183,6 +196,7 @@ median() {
     awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
+log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 kcat_median=$(median kcat)
 cfscrub_median=$(median cfscrub)
 awk -v k="$kcat_median" -v c="$cfscrub_median" 'BEGIN {

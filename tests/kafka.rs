@@ -310,3 +310,142 @@ fn kcat_read(broker: &str, topic: &str) -> Vec<Vec<u8>> {
     }
     values
 }
+
+#[test]
+fn pattern_subscription_follows_topics() {
+    let Some(broker) = broker() else { return };
+    let prefix = unique("pattern");
+    let mut planted = Planted::default();
+    let mut sent = HashMap::new();
+    for (index, name) in ["a", "b"].iter().enumerate() {
+        let input = format!("{prefix}-{name}");
+        create_topic(&broker, &input, 2, &[]);
+        create_topic(&broker, &format!("{input}.redacted"), 2, &[]);
+        let records: Vec<TestRecord> = (0..50)
+            .map(|n| {
+                let id = index as u64 * 1000 + n;
+                let credential = planted.credential(Kind::GlobalKey);
+                TestRecord::value(
+                    (n % 2) as i32,
+                    format!("rec={id} {credential}"),
+                )
+            })
+            .collect();
+        produce(&broker, &input, &records);
+        sent.insert(input, records);
+    }
+    // Matches both inputs but not their outputs, which end in .redacted.
+    let pattern = format!("^{prefix}-[ab]$");
+    let dir = TestDir::new("pattern");
+    let group = unique("group");
+    let mut args = member_args(&broker, &group, &pattern, "{topic}.redacted");
+    args.extend(["--commit-interval".into(), "0.5".into()]);
+    let mut member = Member::start(dir.path(), "member", &args);
+    member.wait_ready();
+    for input in sent.keys() {
+        wait_all_committed(&broker, &group, input);
+    }
+    member.terminate();
+    let status = member.wait();
+    assert!(status.success(), "exit {status}: {}", member.stderr_text());
+
+    let scanner = default_scanner();
+    let finder = planted.finder();
+    for (input, records) in &sent {
+        let copies = read_all(&broker, &format!("{input}.redacted"), false);
+        assert_eq!(copies.len(), records.len(), "{input}: records copied");
+        let by_id: HashMap<u64, &TestRecord> = records
+            .iter()
+            .map(|r| (record_id(r.value.as_deref().unwrap()).unwrap(), r))
+            .collect();
+        for copy in &copies {
+            let id = record_id(copy.value.as_deref().unwrap()).unwrap();
+            assert!(!finder.record_leaks(copy), "{input}: record {id} leaks");
+            let original = by_id[&id];
+            assert_eq!(copy.partition, original.partition, "record {id}");
+            let want = redacted(&scanner, original.value.as_deref().unwrap());
+            assert!(copy.value.as_deref() == Some(&want[..]), "record {id}");
+        }
+    }
+}
+
+/// Kafka's Java partitioner hash (`Utils.murmur2`), which librdkafka's
+/// `murmur2_random` partitioner reproduces for keys that are not null.
+fn murmur2(data: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes(chunk.try_into().unwrap());
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        for (i, byte) in tail.iter().enumerate().rev() {
+            h ^= u32::from(*byte) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^ (h >> 15)
+}
+
+#[test]
+fn key_partitioner_and_findings() {
+    let Some(broker) = broker() else { return };
+    let input = unique("keyed");
+    let output = format!("{input}.redacted");
+    create_topic(&broker, &input, 1, &[]);
+    create_topic(&broker, &output, 3, &[]);
+    let mut planted = Planted::default();
+    let records: Vec<TestRecord> = (0..200u64)
+        .map(|n| TestRecord {
+            key: Some(format!("k{}", n % 20).into_bytes()),
+            ..TestRecord::value(
+                0,
+                format!("rec={n} {}", planted.credential(Kind::UserToken)),
+            )
+        })
+        .collect();
+    produce(&broker, &input, &records);
+
+    let dir = TestDir::new("keyed");
+    let findings = dir.path().join("findings.jsonl");
+    let group = unique("group");
+    let mut args = member_args(&broker, &group, &input, "{topic}.redacted");
+    args.extend(["--partitioner".into(), "key".into()]);
+    args.extend(["--commit-interval".into(), "0.5".into()]);
+    args.extend(["--findings".into(), findings.display().to_string()]);
+    let mut member = Member::start(dir.path(), "member", &args);
+    member.wait_ready();
+    wait_all_committed(&broker, &group, &input);
+    member.terminate();
+    let status = member.wait();
+    assert!(status.success(), "exit {status}: {}", member.stderr_text());
+
+    let copies = read_all(&broker, &output, false);
+    assert_eq!(copies.len(), records.len(), "records copied");
+    for copy in &copies {
+        let key = copy.key.as_deref().expect("key kept");
+        let expected = (murmur2(key) & 0x7fff_ffff) % 3;
+        assert_eq!(copy.partition as u32, expected, "partition of a key");
+    }
+    let text = std::fs::read_to_string(&findings).expect("findings file");
+    assert!(!planted.finder().leaks(text.as_bytes()), "findings leak");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), records.len(), "one finding per record");
+    for (offset, line) in lines.iter().enumerate() {
+        let finding: serde_json::Value = serde_json::from_str(line).unwrap();
+        let source = format!("{input}/0@{offset}");
+        assert_eq!(finding["source"], source.as_str(), "finding source");
+        assert_eq!(finding["kind"], "user_token");
+        assert_eq!(finding["level"], "checksum_valid");
+        assert_eq!(finding["redacted"], true);
+        let doc = "docs/runbook-leaked-credential.md#user_token";
+        assert_eq!(finding["doc_url"], doc, "finding runbook link");
+    }
+}

@@ -13,7 +13,9 @@ use super::export::Exporters;
 use crate::kafka::{
     Guarantee, OutputTemplate, Partitioning, Property, Settings, Shutdown,
 };
-use crate::observe::{DEFAULT_METRICS_ADDR, FindingsWriter, Metrics};
+use crate::observe::{
+    DEFAULT_METRICS_ADDR, DEFAULT_RUNBOOK_URL, FindingsWriter, Metrics,
+};
 
 /// Time after the grace period at which a shutdown that is still running
 /// is cut short.
@@ -89,8 +91,8 @@ pub struct KafkaArgs {
     )]
     pub grace_period: Duration,
 
-    /// Records consumed but not yet acknowledged (or not yet committed,
-    /// with --exactly-once) at which consumption pauses.
+    /// Records consumed but not yet acknowledged by the broker at which
+    /// consumption pauses.
     #[arg(long, default_value_t = 10_000, value_name = "RECORDS")]
     pub max_in_flight: usize,
 
@@ -120,6 +122,11 @@ pub struct KafkaArgs {
     /// the record as topic/partition@offset, never the credential.
     #[arg(long, value_name = "PATH")]
     pub findings: Option<String>,
+
+    /// Base of the `doc_url` field of each finding: where the
+    /// leaked-credential runbook is. `#` and the kind id are appended.
+    #[arg(long, default_value = DEFAULT_RUNBOOK_URL, value_name = "URL")]
+    pub runbook_url: String,
 
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -168,10 +175,12 @@ pub(super) fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
     let scanner = args.engine.scanner()?;
     let settings = args.settings()?;
     let findings = match &args.findings {
-        Some(path) => Some(
-            FindingsWriter::create(path)
-                .with_context(|| format!("cannot open --findings {path}"))?,
-        ),
+        Some(path) => {
+            let mut writer = FindingsWriter::create(path)
+                .with_context(|| format!("cannot open --findings {path}"))?;
+            writer.set_runbook_url(&args.runbook_url);
+            Some(writer)
+        }
         None => None,
     };
     let exporters = Exporters::start(&exporter_args(args)?)?;

@@ -78,6 +78,8 @@ pub struct Pipeline<'c> {
     current: Option<Current>,
     /// Whether the last record reached the in-flight limit.
     full: bool,
+    /// Time spent redacting the records of the current batch.
+    scan_time: Duration,
     published: Stats,
     last_commit: Instant,
     last_publish: Instant,
@@ -106,6 +108,7 @@ impl<'c> Pipeline<'c> {
             findings,
             current: None,
             full: false,
+            scan_time: Duration::ZERO,
             published: Stats::default(),
             last_commit: now,
             last_publish: now,
@@ -176,8 +179,18 @@ impl<'c> Pipeline<'c> {
     }
 
     /// Forwards up to [`BATCH`] records, waiting up to `timeout` for the
-    /// first one.
+    /// first one, and records the time spent redacting them.
     fn consume(&mut self, timeout: Duration) -> Result<(), Error> {
+        let result = self.consume_batch(timeout);
+        if !self.scan_time.is_zero() {
+            let seconds = self.scan_time.as_secs_f64();
+            self.context().metrics.scan_duration.observe(seconds);
+            self.scan_time = Duration::ZERO;
+        }
+        result
+    }
+
+    fn consume_batch(&mut self, timeout: Duration) -> Result<(), Error> {
         let mut timeout = timeout;
         for _ in 0..BATCH {
             match self.consumer.poll(timeout) {
@@ -186,24 +199,11 @@ impl<'c> Pipeline<'c> {
                 Some(Err(error)) => self.consume_failed(error)?,
             }
             timeout = Duration::ZERO;
-            if self.at_limit() {
+            if self.full {
                 return Ok(());
             }
         }
         Ok(())
-    }
-
-    fn at_limit(&self) -> bool {
-        let context = self.context();
-        let limit = context.settings.max_in_flight;
-        match &context.settings.guarantee {
-            Guarantee::AtLeastOnce => self.full,
-            Guarantee::ExactlyOnce { .. } => {
-                context.state().transaction.as_ref().is_some_and(|t| {
-                    t.is_due(context.settings.commit_interval, limit)
-                })
-            }
-        }
     }
 
     /// Redacts one record and hands its copy to the producer.
@@ -234,7 +234,9 @@ impl<'c> Pipeline<'c> {
         let in_flight = tracker.sent(id, offset);
         drop(tracker);
         self.full = in_flight >= settings.max_in_flight;
+        let started = Instant::now();
         let redacted = self.redactor.redact(message);
+        self.scan_time += started.elapsed();
         if let Some(findings) = &mut self.findings {
             write_findings(findings, message, redacted.findings)?;
         }
@@ -337,9 +339,6 @@ impl<'c> Pipeline<'c> {
     /// ahead for a paused partition and fetches them again on resume.
     fn backpressure(&mut self) -> Flow {
         let context = self.context();
-        if !matches!(context.settings.guarantee, Guarantee::AtLeastOnce) {
-            return Flow::Open;
-        }
         let in_flight = context.delivery().tracker().in_flight();
         let limit = context.settings.max_in_flight;
         let paused = context.state().paused;
@@ -407,10 +406,7 @@ impl<'c> Pipeline<'c> {
             Guarantee::ExactlyOnce { .. } => {
                 let mut state = context.state();
                 if let Some(transaction) = &mut state.transaction
-                    && transaction.is_due(
-                        settings.commit_interval,
-                        settings.max_in_flight,
-                    )
+                    && transaction.is_due(settings.commit_interval)
                 {
                     transaction.commit(context, self.consumer)?;
                 }

@@ -194,8 +194,8 @@ pub struct Settings {
     /// Time to deliver in-flight records and commit, after SIGTERM or
     /// SIGINT and when partitions are revoked.
     pub grace_period: Duration,
-    /// Records consumed but not yet acknowledged (at-least-once) or not
-    /// yet committed (exactly-once) at which consumption pauses.
+    /// Records consumed but not yet acknowledged by the broker at which
+    /// consumption pauses.
     pub max_in_flight: usize,
     /// Time between offset commits, or the longest a transaction stays
     /// open.
@@ -277,16 +277,17 @@ impl Settings {
             // idle between fetches: 1,000,000 loghub records took 9.5 s
             // with it and 4.2 s with 10 ms (benches/kafka.sh, one run).
             .set("fetch.queue.backoff.ms", "10");
+        if matches!(self.guarantee, Guarantee::ExactlyOnce { .. }) {
+            // Input written by transactional producers is read only once
+            // committed, so an aborted record is never redacted and
+            // forwarded. This is also librdkafka's default; -X may
+            // change it.
+            config.set("isolation.level", "read_committed");
+        }
         self.apply(&mut config, Scope::Consumer);
         config
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
-        if matches!(self.guarantee, Guarantee::ExactlyOnce { .. }) {
-            // Input written by transactional producers is read only once
-            // committed, so an aborted record is never redacted and
-            // forwarded. This is also librdkafka's default.
-            config.set("isolation.level", "read_committed");
-        }
         config
     }
 
