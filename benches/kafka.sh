@@ -17,7 +17,7 @@
 # The input is the lines of the loghub samples in ../shared/corpus/loghub
 # (or CFSCRUB_CORPUS), repeated, one record per line, with one generated
 # checksum-valid user token about every 64 KiB. Generated, so the
-# repository holds none.
+# repository contains none.
 #
 # Each figure is records (and value bytes) divided by the wall time from
 # starting the tool until every record is in its output topic. cfscrub's

@@ -171,8 +171,8 @@ fn codec_lines(codec: &str, first: u64, planted: &mut Planted) -> Vec<String> {
         .collect()
 }
 
-/// A value of exactly 1 MiB with credentials at its start, middle and end
-/// and no newline.
+/// Returns a value of exactly 1 MiB with credentials at its start, middle
+/// and end, and no newline.
 fn large_value(id: u64, planted: &mut Planted) -> Vec<u8> {
     const SIZE: usize = 1024 * 1024;
     let start = format!("rec={id} {} ", planted.credential(Kind::UserToken));

@@ -95,7 +95,7 @@ impl ClientContext for DeliveryContext {
         if let Some(code) = code {
             let mut last = lock(&self.last_error);
             // "1/1 brokers are down" follows the reason a broker is down,
-            // which says more.
+            // which is more specific.
             if code != RDKafkaErrorCode::AllBrokersDown || last.is_none() {
                 *last = Some((code, reason.to_owned()));
             }
@@ -141,34 +141,34 @@ impl ProducerContext for DeliveryContext {
         // Purged records are those of an aborted transaction or of a
         // shutdown past its grace period: their offsets are not committed
         // and the records are consumed again.
-        if matches!(
+        let purged = matches!(
             code,
             Some(
                 RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight
             )
-        ) {
+        );
+        if purged {
             return;
         }
+
         self.metrics.error(Stage::Produce);
-        let record = match input {
-            Some((topic, partition)) => RecordId {
-                topic: topic.to_string(),
-                partition,
-                offset: sent.offset,
-            },
-            None => RecordId {
-                topic: "(revoked)".to_owned(),
-                partition: message.partition(),
-                offset: sent.offset,
-            },
-        };
         let output = message.topic().to_owned();
-        tracing::error!(
-            input = %record,
-            output,
-            error = %error,
-            "delivery failed"
-        );
+        let Some((topic, partition)) = input else {
+            // The partition moved to another member, which consumes the
+            // record again from the last commit.
+            tracing::warn!(
+                output,
+                %error,
+                "delivery failed for a revoked partition"
+            );
+            return;
+        };
+        let record = RecordId {
+            topic: topic.to_string(),
+            partition,
+            offset: sent.offset,
+        };
+        tracing::error!(input = %record, output, %error, "delivery failed");
         let failure = match code {
             Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
                 let size = message.payload_len()

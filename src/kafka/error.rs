@@ -1,4 +1,4 @@
-//! Why the Kafka mode stopped.
+//! Errors that stop the Kafka mode.
 
 use std::fmt;
 use std::io;
@@ -48,19 +48,19 @@ pub enum Error {
     Config {
         /// The option, and the setting's name for `-X`.
         option: String,
-        /// What is wrong with it.
+        /// The problem with it.
         detail: String,
     },
-    /// No broker answered a metadata request at start-up.
+    /// No broker responded to a metadata request at start-up.
     Connect {
         /// The `--brokers` list.
         brokers: String,
-        /// What librdkafka reported.
+        /// librdkafka's description of the error.
         detail: String,
     },
     /// A broker rejected the SASL credentials.
     Authentication {
-        /// What librdkafka reported.
+        /// librdkafka's description of the error.
         detail: String,
     },
     /// A named topic, or the output topic of an assigned one, does not
@@ -107,31 +107,31 @@ pub enum Error {
     Fenced {
         /// The transactional id.
         transactional_id: String,
-        /// What librdkafka reported.
+        /// librdkafka's description of the error.
         detail: String,
     },
     /// The producer failed for good (a fatal idempotence or transaction
     /// error).
     Produce {
-        /// What librdkafka reported.
+        /// librdkafka's description of the error.
         detail: String,
     },
     /// The consumer failed for good (a topic deleted or not authorized,
     /// or a fatal client error).
     Consume {
-        /// What librdkafka reported.
+        /// librdkafka's description of the error.
         detail: String,
     },
     /// Writing the findings failed.
     Findings {
-        /// Where the findings go.
+        /// The findings destination.
         path: String,
         /// The I/O error.
         source: io::Error,
     },
     /// A librdkafka call failed.
     Client {
-        /// What was being done.
+        /// The action that failed.
         action: &'static str,
         /// The librdkafka error.
         source: KafkaError,

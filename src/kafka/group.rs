@@ -43,9 +43,9 @@ const COMMIT_SHARE: u32 = 4;
 pub struct GroupContext {
     /// The producer that writes the redacted records.
     pub producer: BaseProducer<DeliveryContext>,
-    /// What the pipeline was told to do.
+    /// The settings of the member.
     pub settings: Arc<Settings>,
-    /// Where counts are published.
+    /// The metrics that counts are published to.
     pub metrics: Metrics,
     /// The stop request.
     pub shutdown: Arc<Shutdown>,
@@ -55,7 +55,7 @@ pub struct GroupContext {
     commit_throttle: Throttle,
 }
 
-/// What the callbacks and the pipeline change together.
+/// State that the callbacks and the pipeline change together.
 #[derive(Default)]
 pub struct GroupState {
     /// Whether consumption is paused because too many records are in
@@ -244,6 +244,7 @@ impl GroupContext {
         if let Err(error) =
             topics::check_assignment(consumer, &self.settings, partitions)
         {
+            self.metrics.error(Stage::Consume);
             self.fail(error);
         }
         if self.state().paused

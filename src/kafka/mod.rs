@@ -62,6 +62,7 @@ pub fn run(
 ) -> Result<(), Error> {
     settings.validate()?;
     let settings = Arc::new(settings);
+
     let transactional_id = match &settings.guarantee {
         Guarantee::ExactlyOnce { transactional_id } => {
             Some(transactional_id.clone())
@@ -79,10 +80,12 @@ pub fn run(
         .consumer_config()
         .create_with_context(context)
         .map_err(|error| client_error("creating the consumer", error))?;
+
     topics::check_startup(&consumer, &settings)?;
     if settings.guarantee != Guarantee::AtLeastOnce {
         transaction::init(&consumer, settings.connect_timeout)?;
     }
+
     let inputs: Vec<&str> =
         settings.inputs.iter().map(String::as_str).collect();
     consumer.subscribe(&inputs).map_err(|error| {

@@ -26,10 +26,10 @@ pub fn commit_delivered(
     {
         let tracker = consumer.context().delivery().tracker();
         for log in tracker.logs() {
-            let wanted = only.is_none_or(|only| {
+            let selected = only.is_none_or(|only| {
                 only.find_partition(&log.topic, log.partition).is_some()
             });
-            if let (true, Some(next)) = (wanted, log.pending_commit()) {
+            if let (true, Some(next)) = (selected, log.pending_commit()) {
                 offsets.add_partition_offset(
                     &log.topic,
                     log.partition,

@@ -19,7 +19,7 @@ use super::tracker::{PartitionId, PartitionLog};
 use crate::engine::{Scanner, Stats};
 use crate::observe::{FindingRecord, FindingsWriter, SourceType, Stage};
 
-/// Longest wait for a record while consuming.
+/// Maximum wait for a record while consuming.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Wait for delivery reports in one poll while consumption is paused.
@@ -29,13 +29,24 @@ const PAUSED_POLL: Duration = Duration::from_millis(20);
 /// it is paused.
 const FULL_POLL: Duration = Duration::from_millis(1);
 
-/// Most delivery-report events served in a row between two batches.
+/// Maximum number of delivery-report events served in a row between two
+/// batches.
 const MAX_REPORT_EVENTS: usize = 64;
 
 /// Time at the in-flight limit after which consumption is paused.
 const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
-/// What the loop does next, given the records in flight.
+/// Records taken from the consumer between two polls of the producer.
+const BATCH: usize = 512;
+
+/// Time between two publications of the counts, and flushes of the
+/// findings.
+const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Maximum wait for the consumer to leave its group at the end.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The next step of the loop, given the records in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Flow {
     /// Below the limit: consume.
@@ -45,16 +56,6 @@ enum Flow {
     /// Paused: wait for acknowledgements and serve rebalances.
     Paused,
 }
-
-/// Records taken from the consumer between two polls of the producer.
-const BATCH: usize = 512;
-
-/// Time between two publications of the counts, and flushes of the
-/// findings.
-const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Longest wait for the consumer to leave its group at the end.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The input partition of the last record forwarded, so that the next
 /// record of that partition needs no lookup.
@@ -212,28 +213,9 @@ impl<'c> Pipeline<'c> {
         let settings = &context.settings;
         let (topic, partition, offset) =
             (message.topic(), message.partition(), message.offset());
-        let mut tracker = context.delivery().tracker();
-        let generation = tracker.generation();
-        let hit = self.current.as_ref().is_some_and(|current| {
-            current.generation == generation
-                && current.partition == partition
-                && current.topic == topic
-        });
-        if !hit {
-            let id = tracker.assign(topic, partition);
-            self.current = Some(Current {
-                topic: topic.to_owned(),
-                partition,
-                id,
-                generation: tracker.generation(),
-                output: settings.output.output_for(topic),
-            });
-        }
-        let current = self.current.as_ref().expect("set above");
-        let (id, output) = (current.id, &current.output);
-        let in_flight = tracker.sent(id, offset);
-        drop(tracker);
+        let (id, in_flight) = self.track(topic, partition, offset);
         self.full = in_flight >= settings.max_in_flight;
+
         let started = Instant::now();
         let redacted = self.redactor.redact(message);
         self.scan_time += started.elapsed();
@@ -241,6 +223,7 @@ impl<'c> Pipeline<'c> {
             write_findings(findings, message, redacted.findings)?;
         }
         let size = redacted.size();
+        let output = &self.current.as_ref().expect("set by track").output;
         let mut record = BaseRecord::with_opaque_to(
             output,
             Box::new(Sent { partition: id, offset }),
@@ -260,41 +243,57 @@ impl<'c> Pipeline<'c> {
         if settings.partitioning == Partitioning::Same {
             record = record.partition(partition);
         }
+
         if settings.guarantee != Guarantee::AtLeastOnce
             && let Some(transaction) = &mut context.state().transaction
         {
             transaction.begin(context)?;
             transaction.add(topic, partition, offset);
         }
-        loop {
-            let (error, returned) = match context.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err(failed) => failed,
-            };
-            let code = error.rdkafka_error_code();
-            let waiting = context
-                .shutdown
-                .deadline()
-                .is_none_or(|deadline| Instant::now() < deadline);
-            if code == Some(RDKafkaErrorCode::QueueFull) && waiting {
-                // The producer's queue is full: its reports free room.
-                context.producer.poll(POLL_TIMEOUT);
-                record = returned;
-                continue;
-            }
+        send(context, record).map_err(|error| {
             context.delivery().tracker().failed(id, offset);
             context.metrics.error(Stage::Produce);
             let record =
                 RecordId { topic: topic.to_owned(), partition, offset };
             let output = output.clone();
-            return Err(match code {
+            match error.rdkafka_error_code() {
                 Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
                     Error::RecordTooLarge { record, size, output }
                 }
                 Some(code) => Error::Delivery { record, output, code },
                 None => Error::Client { action: "producing", source: error },
+            }
+        })
+    }
+
+    /// Records a consumed record in the tracker, and returns its
+    /// partition's id and the records in flight.
+    fn track(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> (PartitionId, usize) {
+        let context = self.context();
+        let mut tracker = context.delivery().tracker();
+        let generation = tracker.generation();
+        let hit = self.current.as_ref().is_some_and(|current| {
+            current.generation == generation
+                && current.partition == partition
+                && current.topic == topic
+        });
+        if !hit {
+            let id = tracker.assign(topic, partition);
+            self.current = Some(Current {
+                topic: topic.to_owned(),
+                partition,
+                id,
+                generation: tracker.generation(),
+                output: context.settings.output.output_for(topic),
             });
         }
+        let id = self.current.as_ref().expect("set above").id;
+        (id, tracker.sent(id, offset))
     }
 
     fn consume_failed(&mut self, error: KafkaError) -> Result<(), Error> {
@@ -334,7 +333,7 @@ impl<'c> Pipeline<'c> {
     /// acknowledgements, which usually arrive within milliseconds. When
     /// the limit lasts [`PAUSE_AFTER`] (a slow or unavailable output), the
     /// partitions are paused, so the loop can serve rebalances without
-    /// receiving records; they resume at half the limit. Pausing at once
+    /// receiving records. They resume at half the limit. Pausing at once
     /// would cost more, because librdkafka drops the records it fetched
     /// ahead for a paused partition and fetches them again on resume.
     fn backpressure(&mut self) -> Flow {
@@ -488,6 +487,33 @@ impl<'c> Pipeline<'c> {
             publish_partition(metrics, log);
         }
         metrics.kafka_in_flight.set(tracker.in_flight() as i64);
+    }
+}
+
+/// Hands `record` to the producer, waiting while its queue is full,
+/// unless the shutdown deadline has passed.
+fn send(
+    context: &GroupContext,
+    record: BaseRecord<'_, [u8], [u8], Box<Sent>>,
+) -> Result<(), KafkaError> {
+    let mut record = record;
+    loop {
+        let (error, returned) = match context.producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err(failed) => failed,
+        };
+        let waiting = context
+            .shutdown
+            .deadline()
+            .is_none_or(|deadline| Instant::now() < deadline);
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::QueueFull)
+            || !waiting
+        {
+            return Err(error);
+        }
+        // The producer's queue is full: its delivery reports free room.
+        context.producer.poll(POLL_TIMEOUT);
+        record = returned;
     }
 }
 

@@ -58,7 +58,7 @@ pub struct Redacted<'a> {
     pub headers: Option<OwnedHeaders>,
     /// The record's timestamp in milliseconds since the Unix epoch.
     pub timestamp: Option<i64>,
-    /// What was found, and where.
+    /// The findings, each with the field it is in.
     pub findings: &'a [(Field, Finding)],
 }
 

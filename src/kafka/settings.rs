@@ -1,5 +1,5 @@
-//! What the Kafka mode is told to do: topics, delivery guarantee, limits
-//! and the librdkafka settings of its two clients.
+//! The settings of the Kafka mode: topics, delivery guarantee, limits and
+//! the librdkafka settings of its two clients.
 
 use std::time::Duration;
 
@@ -18,10 +18,10 @@ const RESERVED: &[(&str, &str)] = &[
     ("transactional.id", "--transactional-id"),
 ];
 
-/// Longest topic name the broker accepts.
+/// Maximum length of a topic name, as the broker checks it.
 const MAX_TOPIC_LEN: usize = 249;
 
-/// Which of the two clients a `-X` setting is for.
+/// The client, or clients, that a `-X` setting applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
     /// Both the consumer and the producer.
@@ -103,7 +103,7 @@ pub enum Guarantee {
     },
 }
 
-/// How each redacted record picks its output partition.
+/// The choice of output partition for each redacted record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Partitioning {
     /// The partition number of the input record.
@@ -189,7 +189,7 @@ pub struct Settings {
     pub redact_keys: bool,
     /// Whether header values are redacted too.
     pub redact_headers: bool,
-    /// How output partitions are chosen.
+    /// The choice of output partitions.
     pub partitioning: Partitioning,
     /// Time to deliver in-flight records and commit, after SIGTERM or
     /// SIGINT and when partitions are revoked.

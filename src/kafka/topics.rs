@@ -17,7 +17,7 @@ use crate::observe::Stage;
 /// start-up request.
 const EVENT_WAIT: Duration = Duration::from_millis(100);
 
-/// Checks, before joining the group, that a broker answers, that each
+/// Checks, before joining the group, that a broker responds, that each
 /// input topic given by name exists, and that its output topic exists
 /// with enough partitions.
 pub fn check_startup(

@@ -1,5 +1,5 @@
-//! Which consumed records the broker has acknowledged, and so which input
-//! offsets may be committed.
+//! Delivery tracking: the consumed records that the broker has
+//! acknowledged, and so the input offsets that may be committed.
 //!
 //! Acknowledgements can arrive out of consumption order (with
 //! `--partitioner key`, records of one input partition go to several

@@ -1,10 +1,10 @@
 //! Exactly-once mode: the redacted records and the input offsets are
 //! committed in one Kafka transaction.
 //!
-//! A reader with `isolation.level=read_committed` sees a record of an
-//! aborted or unfinished transaction never, and the offsets move only
-//! with a committed transaction, so each record reaches that reader
-//! exactly once. Since Kafka 2.5 (KIP-447) the group coordinator also
+//! A reader with `isolation.level=read_committed` never sees a record of
+//! an aborted or unfinished transaction, and the offsets move only with a
+//! committed transaction, so each record reaches that reader exactly
+//! once. Since Kafka 2.5 (KIP-447) the group coordinator also
 //! rejects offsets from a member of an older group generation, which
 //! fences a member that lost its partitions.
 
@@ -24,7 +24,7 @@ use super::group::{GroupConsumer, GroupContext};
 use super::pipeline::publish_partition;
 use crate::observe::Stage;
 
-/// Longest wait for one seek back to the start of an aborted transaction.
+/// Maximum wait for one seek back to the start of an aborted transaction.
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Pause between two attempts of a transaction call, some of which fail
@@ -55,11 +55,12 @@ impl Transaction {
     /// Returns whether the transaction should be committed now: it is
     /// older than `interval`.
     ///
-    /// Its size needs no bound of its own. Records are acknowledged while
-    /// the transaction is open, so the in-flight limit bounds the records
-    /// held, and a larger transaction costs no more to commit: one commit
-    /// per 10,000 records ran at a third of the rate of one per 0.1 s
-    /// over the 1,000,000 records of benches/kafka.sh (one run each).
+    /// Its size needs no bound of its own, because records are
+    /// acknowledged while the transaction is open, so the in-flight limit
+    /// bounds the records held. A larger transaction costs no more to
+    /// commit: one commit per 10,000 records ran at a third of the rate of
+    /// one per 0.1 s over the 1,000,000 records of benches/kafka.sh (one
+    /// run each).
     pub fn is_due(&self, interval: Duration) -> bool {
         self.open && self.started.is_some_and(|at| at.elapsed() >= interval)
     }
@@ -93,8 +94,8 @@ impl Transaction {
     /// Commits the open transaction with the offsets after its records.
     ///
     /// A commit that fails in a way that needs an abort is aborted and
-    /// its partitions are rewound, so the records are consumed again;
-    /// only a fatal error (such as fencing) or a failed abort is returned.
+    /// its partitions are rewound, so the records are consumed again.
+    /// Only a fatal error (such as fencing) or a failed abort is returned.
     pub fn commit(
         &mut self,
         context: &GroupContext,

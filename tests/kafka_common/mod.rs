@@ -489,7 +489,7 @@ impl Member {
         Member { child: Some(child), stderr, metrics }
     }
 
-    /// Waits until `/readyz` answers 200: the member joined its group.
+    /// Waits until `/readyz` returns 200: the member joined its group.
     ///
     /// # Panics
     ///
@@ -526,11 +526,6 @@ impl Member {
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         self.signal("-TERM");
-    }
-
-    /// Sends SIGSTOP, which freezes the member as a stalled machine would.
-    pub fn freeze(&self) {
-        self.signal("-STOP");
     }
 
     fn signal(&self, name: &str) {
@@ -679,11 +674,6 @@ impl Planted {
         let automaton = aho_corasick::AhoCorasick::new(&self.secrets)
             .expect("secret automaton");
         Finder { automaton }
-    }
-
-    /// Returns how many credentials were planted.
-    pub fn len(&self) -> usize {
-        self.secrets.len()
     }
 }
 
