@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the programs that the test suite and scripts/kafka.sh need, from the
-# Debian 12 (bookworm) apt sources. Safe to run again: when every program is
-# already on PATH it exits without calling apt at all.
+# Debian 12 (bookworm) apt sources, the Go module proxy and PyPI. Safe to run
+# again: a program already on PATH is not installed again, and when every apt
+# program is there apt is not called at all.
 #
 # Programs and the Debian packages that provide them:
 #   kcat                 kcat
@@ -10,6 +11,12 @@
 #   hyperfine            hyperfine
 #   mvn                  maven (fetches the Kafka jars)
 #   java 17 or newer     openjdk-17-jre-headless (runs the Kafka broker)
+#   systemd-analyze      systemd (checks deploy/systemd)
+#
+# And for the checks of deploy/:
+#   helm                 built by `go install` into $HOME/go/bin (Go must be
+#                        installed); it took 2 min 8 s once on 2 cores
+#   kubernetes-validate  the PyPI package, installed by python3's pip
 set -euo pipefail
 
 # Program on PATH -> Debian package that installs it.
@@ -20,9 +27,14 @@ declare -A PACKAGE_OF=(
   [rg]=ripgrep
   [hyperfine]=hyperfine
   [mvn]=maven
+  [systemd-analyze]=systemd
 )
 JAVA_PACKAGE=openjdk-17-jre-headless
 PROMETHEUS_PORT=9090
+HELM_MODULE=helm.sh/helm/v3/cmd/helm
+HELM_VERSION=v3.21.4
+HELM_BIN_DIR="$HOME/go/bin"
+KUBERNETES_VALIDATE_VERSION=1.37.0
 
 log() {
   printf 'setup-test-deps.sh: %s\n' "$*" >&2
@@ -125,12 +137,39 @@ verify_installed() {
     die "java on PATH is version '$(java_major_version)', not 17 or newer, after installing $JAVA_PACKAGE; select Java 17 with 'update-alternatives --config java' or put its bin directory first on PATH"
 }
 
-main() {
+# Builds helm from the Go module proxy into $HELM_BIN_DIR, where the deploy
+# tests look for it when it is not on PATH.
+install_helm() {
+  if command -v helm >/dev/null 2>&1 || [[ -x "$HELM_BIN_DIR/helm" ]]; then
+    return 0
+  fi
+  command -v go >/dev/null 2>&1 ||
+    die "helm is missing and go is not installed; install Go, or put helm ${HELM_VERSION} on PATH"
+  log "building helm ${HELM_VERSION} with go install into $HELM_BIN_DIR"
+  GOBIN="$HELM_BIN_DIR" go install "${HELM_MODULE}@${HELM_VERSION}" ||
+    die "go install ${HELM_MODULE}@${HELM_VERSION} failed (output above)"
+}
+
+install_kubernetes_validate() {
+  if command -v kubernetes-validate >/dev/null 2>&1; then
+    return 0
+  fi
+  log "installing kubernetes-validate ${KUBERNETES_VALIDATE_VERSION} with pip"
+  python3 -m pip install --quiet --disable-pip-version-check \
+    "kubernetes-validate==${KUBERNETES_VALIDATE_VERSION}" ||
+    die "pip install kubernetes-validate==${KUBERNETES_VALIDATE_VERSION} failed (output above)"
+  # pyenv makes the shim of a new script only on rehash.
+  if command -v pyenv >/dev/null 2>&1; then
+    pyenv rehash
+  fi
+  command -v kubernetes-validate >/dev/null 2>&1 ||
+    die "kubernetes-validate was installed but is not on PATH; add the scripts directory of python3's pip to PATH"
+}
+
+install_apt_packages() {
   local missing
   mapfile -t missing < <(list_missing_packages | sort -u)
   if ((${#missing[@]} == 0)); then
-    log "all test dependencies are installed"
-    warn_if_prometheus_port_in_use
     return 0
   fi
 
@@ -146,6 +185,12 @@ main() {
   fi
 
   verify_installed
+}
+
+main() {
+  install_apt_packages
+  install_helm
+  install_kubernetes_validate
   warn_if_prometheus_port_in_use
   log "all test dependencies are installed"
 }

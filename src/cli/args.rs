@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::engine::{
     DEFAULT_KEYWORDS, DEFAULT_WINDOW, Kind, KindSet, Level, Scanner, Style,
 };
-use crate::observe::DEFAULT_RUNBOOK_URL;
+use crate::observe::{DEFAULT_METRICS_ADDR, DEFAULT_RUNBOOK_URL};
 
 const KINDS_HELP: &str = "\
 Kinds, by id:
@@ -62,6 +62,17 @@ pub enum Command {
     /// Redacts a generated log with planted credentials of every kind and
     /// prints the result and a summary.
     Demo(DemoArgs),
+
+    /// Follows log files across rotation, as `tail -F` does, and writes
+    /// their lines, redacted, to one output.
+    ///
+    /// Files that exist at start are read from their end (see
+    /// --from-start); files that appear later are read from their start.
+    /// Rotation by rename, by copy and truncate, and by delete and
+    /// recreate is followed. SIGTERM or SIGINT writes the checkpoint and
+    /// exits with status 0.
+    Follow(FollowArgs),
+
     /// Consumes Kafka topics as a member of a consumer group and produces
     /// each record, redacted, to an output topic.
     Kafka(Box<super::kafka::KafkaArgs>),
@@ -148,6 +159,72 @@ pub struct DemoArgs {
     /// absent.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Arguments of follow mode.
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// Files or glob patterns to follow, such as '/var/log/app/*.log'.
+    /// Quote a glob, so that files created later match it too.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<String>,
+
+    /// Reads the files that exist at start from their beginning, not from
+    /// their end.
+    #[arg(long)]
+    pub from_start: bool,
+
+    /// Keeps in FILE how far each file was written out, by device and
+    /// inode, and resumes from there on start. Files not in it are read
+    /// from their beginning.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// Seconds between checkpoint writes; one is also written on exit.
+    #[arg(
+        long,
+        default_value = "1",
+        value_name = "SECONDS",
+        value_parser = parse_interval
+    )]
+    pub checkpoint_interval: Duration,
+
+    /// Appends the redacted lines to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Seconds between looks at every path when no file system event
+    /// comes; fractions such as 0.25 are allowed.
+    #[arg(
+        long,
+        default_value = "1",
+        value_name = "SECONDS",
+        value_parser = parse_interval
+    )]
+    pub poll_interval: Duration,
+
+    /// Finds changes by polling alone, without inotify, as on file
+    /// systems that send no events.
+    #[arg(long)]
+    pub poll: bool,
+
+    /// Address of the metrics endpoint (/metrics, /healthz, /readyz), or
+    /// a port alone for that port on 127.0.0.1. Use 0.0.0.0:PORT in a
+    /// pod, so that the kubelet's probes and Prometheus reach it.
+    #[arg(
+        long,
+        default_value = DEFAULT_METRICS_ADDR,
+        value_name = "ADDR",
+        value_parser = parse_listen
+    )]
+    pub metrics_listen: SocketAddr,
+
+    /// Serves no metrics endpoint.
+    #[arg(long, conflicts_with = "metrics_listen")]
+    pub no_metrics: bool,
 
     #[command(flatten)]
     pub engine: EngineArgs,

@@ -4,13 +4,16 @@ mod args;
 mod demo;
 mod export;
 mod filter;
+mod follow;
 mod kafka;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::{Cli, Command, EngineArgs, FilterArgs, MetricsArgs};
+pub use args::{
+    Cli, Command, EngineArgs, FilterArgs, FollowArgs, MetricsArgs,
+};
 pub use kafka::KafkaArgs;
 
 /// Exit status when something was redacted and `--fail-on-find` is set.
@@ -25,6 +28,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         None => filter::run(&cli.filter),
         Some(Command::Demo(args)) => demo::run(&args),
+        Some(Command::Follow(args)) => follow::run(&args),
         Some(Command::Kafka(args)) => kafka::run(&args),
     };
     match result {
