@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a single-node Apache Kafka broker on loopback for the test suite.
 #
-# Usage: scripts/kafka.sh start | stop | status | create-topic NAME PARTITIONS
+# Usage: scripts/kafka.sh start | stop | restart | status | create-topic NAME PARTITIONS
 #
 # The broker runs in KRaft mode as combined broker and controller (node.id=1).
 # Its jars come from Maven Central through mvn on the first start and are cached
@@ -11,6 +11,8 @@
 #   KAFKA_VERSION          org.apache.kafka:kafka_2.13 version [4.4.0]
 #   KAFKA_PORT             client listener port on 127.0.0.1 [9092]
 #   KAFKA_CONTROLLER_PORT  KRaft controller listener port on 127.0.0.1 [KAFKA_PORT + 1]
+#   KAFKA_SASL_PORT        SASL_PLAINTEXT listener port on 127.0.0.1, PLAIN mechanism,
+#                          one user (see SASL_USER below) [KAFKA_PORT + 2]
 #   KAFKA_HEAP_OPTS        broker JVM heap options [-Xms256m -Xmx1g]
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker to accept requests [60]
 #   KAFKA_STOP_TIMEOUT     seconds to wait after SIGTERM before SIGKILL [30]
@@ -23,6 +25,7 @@ set -euo pipefail
 KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-}" # default set by validate_ports
+KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-}"             # default set by validate_ports
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
@@ -37,6 +40,12 @@ FETCH_DIR="" # temporary Maven project of fetch_jars, removed on exit
 # File that marks a directory as a run directory made by this script, so that
 # a mistyped KAFKA_RUN_DIR such as $HOME is never deleted.
 RUN_DIR_MARKER="${KAFKA_RUN_DIR}/.cfscrub-kafka-run-dir"
+
+# The one SASL/PLAIN user of the SASL listener. It exists only in this test
+# broker, so that tests can check what a client does with right and wrong
+# passwords.
+SASL_USER=cfscrub-test
+SASL_PASSWORD=cfscrub-test-password
 
 # Main classes, as found in the kafka_2.13 and kafka-tools jars of Kafka 4.4.0.
 BROKER_MAIN=kafka.Kafka
@@ -59,10 +68,11 @@ die() {
 
 usage() {
   cat >&2 <<'EOF'
-Usage: scripts/kafka.sh start | stop | status | create-topic NAME PARTITIONS
+Usage: scripts/kafka.sh start | stop | restart | status | create-topic NAME PARTITIONS
 
   start         download the jars if not cached, then start a fresh broker
   stop          stop the broker and delete its run directory
+  restart       stop the broker and start it again, keeping its topics and data
   status        print whether the broker runs; exit 0 if it does, 3 if not
   create-topic  create topic NAME with PARTITIONS partitions (replication factor 1)
 EOF
@@ -215,11 +225,15 @@ write_server_properties() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:${KAFKA_CONTROLLER_PORT}
-listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT}
-advertised.listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT}
+listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT},SASL_PLAINTEXT://127.0.0.1:${KAFKA_SASL_PORT}
+advertised.listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT},SASL_PLAINTEXT://127.0.0.1:${KAFKA_SASL_PORT}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+
+# SASL/PLAIN on its own listener, for tests of authentication failures.
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${SASL_USER}="${SASL_PASSWORD}";
 log.dirs=${KAFKA_RUN_DIR}/data
 
 # Tests create every topic they use, so a typo in a topic name fails loudly.
@@ -381,18 +395,23 @@ require_free_port() {
   fi
 }
 
-# Validates KAFKA_PORT and KAFKA_CONTROLLER_PORT, and defaults the controller
-# port to KAFKA_PORT + 1.
+# Validates KAFKA_PORT, KAFKA_CONTROLLER_PORT and KAFKA_SASL_PORT, and defaults
+# the controller port to KAFKA_PORT + 1 and the SASL port to KAFKA_PORT + 2.
 validate_ports() {
   require_positive_integer KAFKA_PORT "$KAFKA_PORT"
   KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
-  require_positive_integer KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
+  KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-$((KAFKA_PORT + 2))}"
   local name
-  for name in KAFKA_PORT KAFKA_CONTROLLER_PORT; do
+  for name in KAFKA_CONTROLLER_PORT KAFKA_SASL_PORT; do
+    require_positive_integer "$name" "${!name}"
+  done
+  for name in KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_SASL_PORT; do
     ((${!name} <= 65535)) || die "$name must be at most 65535, got ${!name}"
   done
-  [[ "$KAFKA_PORT" != "$KAFKA_CONTROLLER_PORT" ]] ||
-    die "KAFKA_PORT and KAFKA_CONTROLLER_PORT are both $KAFKA_PORT; set them to different ports"
+  [[ "$KAFKA_PORT" != "$KAFKA_CONTROLLER_PORT" &&
+    "$KAFKA_PORT" != "$KAFKA_SASL_PORT" &&
+    "$KAFKA_CONTROLLER_PORT" != "$KAFKA_SASL_PORT" ]] ||
+    die "KAFKA_PORT ($KAFKA_PORT), KAFKA_CONTROLLER_PORT ($KAFKA_CONTROLLER_PORT) and KAFKA_SASL_PORT ($KAFKA_SASL_PORT) must differ"
 }
 
 cmd_start() {
@@ -404,6 +423,7 @@ cmd_start() {
   clear_previous_run
   require_free_port KAFKA_PORT "$KAFKA_PORT"
   require_free_port KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
+  require_free_port KAFKA_SASL_PORT "$KAFKA_SASL_PORT"
 
   local started_at=$SECONDS
   fetch_jars
@@ -414,7 +434,7 @@ cmd_start() {
   format_storage
   launch_broker
   wait_until_ready
-  log "Kafka ${KAFKA_VERSION} is ready on 127.0.0.1:${KAFKA_PORT} (controller 127.0.0.1:${KAFKA_CONTROLLER_PORT}, pid $(<"$PID_FILE"), run directory $KAFKA_RUN_DIR, started in $((SECONDS - started_at))s)"
+  log "Kafka ${KAFKA_VERSION} is ready on 127.0.0.1:${KAFKA_PORT} (controller 127.0.0.1:${KAFKA_CONTROLLER_PORT}, SASL 127.0.0.1:${KAFKA_SASL_PORT}, pid $(<"$PID_FILE"), run directory $KAFKA_RUN_DIR, started in $((SECONDS - started_at))s)"
 }
 
 # Sends SIGTERM, which makes Kafka shut down cleanly, and SIGKILL if the broker
@@ -450,6 +470,33 @@ cmd_stop() {
     require_own_run_dir
     rm -rf "$KAFKA_RUN_DIR"
   fi
+}
+
+# Stops the broker and starts it again on the same configuration and data, as
+# an operator restarting a broker would: topics, records and committed offsets
+# stay.
+cmd_restart() {
+  validate_ports
+  require_positive_integer KAFKA_START_TIMEOUT "$KAFKA_START_TIMEOUT"
+  require_java_17
+  require_command setsid
+  [[ -f "$KAFKA_RUN_DIR/server.properties" ]] ||
+    die "no broker was started for port ${KAFKA_PORT} (no $KAFKA_RUN_DIR/server.properties); run 'scripts/kafka.sh start' first"
+  require_own_run_dir
+  local pid
+  if pid="$(running_broker_pid)"; then
+    stop_broker "$pid"
+    log "stopped the Kafka broker (pid $pid) on 127.0.0.1:${KAFKA_PORT}, keeping its data"
+  fi
+  local name
+  for name in KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_SASL_PORT; do
+    require_free_port "$name" "${!name}"
+  done
+  local started_at=$SECONDS
+  rm -f "$PID_FILE"
+  launch_broker
+  wait_until_ready
+  log "Kafka ${KAFKA_VERSION} is ready again on 127.0.0.1:${KAFKA_PORT} (pid $(<"$PID_FILE"), restarted in $((SECONDS - started_at))s)"
 }
 
 cmd_status() {
@@ -497,6 +544,7 @@ main() {
   case "$command" in
     start) cmd_start ;;
     stop) cmd_stop ;;
+    restart) cmd_restart ;;
     status) cmd_status ;;
     create-topic) cmd_create_topic "$@" ;;
     -h | --help | help) usage ;;

@@ -29,6 +29,8 @@ scripts/kafka.sh stop >/dev/null 2>&1 || true
 scripts/kafka.sh start
 trap 'scripts/kafka.sh stop >/dev/null 2>&1 || true' EXIT
 export CFSCRUB_TEST_KAFKA="127.0.0.1:${KAFKA_PORT}"
+# The broker's SASL_PLAINTEXT listener, at kafka.sh's default port.
+export CFSCRUB_TEST_KAFKA_SASL="127.0.0.1:${KAFKA_SASL_PORT:-$((KAFKA_PORT + 2))}"
 
 step "running the test suite"
 cargo test --release --locked "$@"

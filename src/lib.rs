@@ -8,5 +8,6 @@
 
 pub mod cli;
 pub mod engine;
+pub mod kafka;
 pub mod observe;
 pub mod source;

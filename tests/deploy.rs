@@ -204,13 +204,6 @@ fn check_accepted(args: &[String]) {
     });
 }
 
-/// Returns whether this build has the `kafka` subcommand. Without it the
-/// filter takes `kafka` for a file name and prints its own help.
-fn has_kafka_subcommand() -> bool {
-    let output = run(Path::new(CFSCRUB), &["kafka", "--help"], None);
-    String::from_utf8_lossy(&output.stdout).contains("--brokers")
-}
-
 /// Checks a sidecar Pod or Deployment: the application and cfscrub share
 /// the log volume, cfscrub reads it read-only, follows paths inside it
 /// and keeps its checkpoint on a writable volume.
@@ -268,13 +261,7 @@ fn check_kafka(docs: &[Value], expect_monitor: bool) {
     for flag in ["--brokers", "--group", "--input-topic", "--output-topic"] {
         assert!(flag_value(&args, flag).is_some(), "{flag} missing");
     }
-    if has_kafka_subcommand() {
-        check_accepted(&args);
-    } else {
-        // NOTE: the kafka subcommand is built on another branch; until it
-        // is merged only the flags above are checked.
-        eprintln!("cfscrub has no kafka subcommand yet: flags not parsed");
-    }
+    check_accepted(&args);
     let grace = flag_value(&args, "--grace-period")
         .map_or(DEFAULT_GRACE_PERIOD, |value| value.parse().unwrap());
     let termination = spec["terminationGracePeriodSeconds"].as_u64().unwrap();

@@ -72,6 +72,10 @@ pub enum Command {
     /// recreate is followed. SIGTERM or SIGINT writes the checkpoint and
     /// exits with status 0.
     Follow(FollowArgs),
+
+    /// Consumes Kafka topics as a member of a consumer group and produces
+    /// each record, redacted, to an output topic.
+    Kafka(Box<super::kafka::KafkaArgs>),
 }
 
 /// Arguments of the stream filter.

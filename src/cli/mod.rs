@@ -5,6 +5,7 @@ mod demo;
 mod export;
 mod filter;
 mod follow;
+mod kafka;
 
 use std::process::ExitCode;
 
@@ -13,6 +14,7 @@ use clap::Parser;
 pub use args::{
     Cli, Command, EngineArgs, FilterArgs, FollowArgs, MetricsArgs,
 };
+pub use kafka::KafkaArgs;
 
 /// Exit status when something was redacted and `--fail-on-find` is set.
 pub const EXIT_FOUND: u8 = 1;
@@ -27,6 +29,7 @@ pub fn main() -> ExitCode {
         None => filter::run(&cli.filter),
         Some(Command::Demo(args)) => demo::run(&args),
         Some(Command::Follow(args)) => follow::run(&args),
+        Some(Command::Kafka(args)) => kafka::run(&args),
     };
     match result {
         Ok(status) => status,

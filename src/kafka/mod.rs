@@ -1,0 +1,113 @@
+//! The Kafka consumer-group mode: raw topics in, redacted topics out.
+//!
+//! Each member consumes its share of the input partitions, redacts each
+//! record with the shared [`Scanner`](crate::engine::Scanner) and
+//! produces the copy to the output topic, keeping key, headers, timestamp
+//! and (by default) partition number. Members scale out by joining the
+//! same group.
+//!
+//! At-least-once (the default): an input offset is committed only after
+//! the broker acknowledged the copy of that record and of every earlier
+//! record of its partition, on an interval, on revocation and at
+//! shutdown. Exactly-once: records and offsets are committed in one
+//! transaction, for readers with `isolation.level=read_committed`.
+//!
+//! The loop runs on one thread with librdkafka's polling API, so the
+//! rebalance and delivery callbacks run on that thread as well.
+
+mod delivery;
+mod error;
+mod group;
+mod offsets;
+mod pipeline;
+mod record;
+mod settings;
+mod shutdown;
+mod throttle;
+mod topics;
+mod tracker;
+mod transaction;
+
+use std::sync::Arc;
+
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+
+pub use error::{Error, RecordId, Role};
+pub use record::{Field, RecordRedactor};
+pub use settings::{
+    Guarantee, OutputTemplate, Partitioning, Property, Scope, Settings,
+};
+pub use shutdown::Shutdown;
+pub use tracker::{PartitionId, PartitionLog, Tracker};
+
+use crate::engine::Scanner;
+use crate::observe::{FindingsWriter, Metrics};
+use delivery::DeliveryContext;
+use group::{GroupConsumer, GroupContext};
+use pipeline::Pipeline;
+
+/// Runs one group member until `shutdown` is requested or an error stops
+/// it.
+///
+/// Returns `Ok` after a requested stop, once what was in flight is
+/// delivered and committed or the grace period ran out. Records not
+/// committed by then are consumed again by the member that takes over.
+pub fn run(
+    settings: Settings,
+    scanner: Arc<Scanner>,
+    metrics: Metrics,
+    findings: Option<FindingsWriter>,
+    shutdown: Arc<Shutdown>,
+) -> Result<(), Error> {
+    settings.validate()?;
+    let settings = Arc::new(settings);
+
+    let transactional_id = match &settings.guarantee {
+        Guarantee::ExactlyOnce { transactional_id } => {
+            Some(transactional_id.clone())
+        }
+        Guarantee::AtLeastOnce => None,
+    };
+    let delivery = DeliveryContext::new(metrics.clone(), transactional_id);
+    let producer = settings
+        .producer_config()
+        .create_with_context(delivery)
+        .map_err(|error| client_error("creating the producer", error))?;
+    let context =
+        GroupContext::new(producer, Arc::clone(&settings), metrics, shutdown);
+    let consumer: GroupConsumer = settings
+        .consumer_config()
+        .create_with_context(context)
+        .map_err(|error| client_error("creating the consumer", error))?;
+
+    topics::check_startup(&consumer, &settings)?;
+    if settings.guarantee != Guarantee::AtLeastOnce {
+        transaction::init(&consumer, settings.connect_timeout)?;
+    }
+
+    let inputs: Vec<&str> =
+        settings.inputs.iter().map(String::as_str).collect();
+    consumer.subscribe(&inputs).map_err(|error| {
+        client_error("subscribing to the input topics", error)
+    })?;
+    tracing::info!(
+        group = settings.group,
+        inputs = settings.inputs.join(","),
+        output = %settings.output,
+        "consumer started"
+    );
+    Pipeline::new(&consumer, scanner, findings).run()
+}
+
+/// Turns a failed client creation into an error that names the `-X`
+/// setting at fault.
+fn client_error(action: &'static str, error: KafkaError) -> Error {
+    match &error {
+        KafkaError::ClientConfig(_, _, key, _) => Error::Config {
+            option: format!("-X {key}"),
+            detail: error::describe(&error),
+        },
+        _ => Error::Client { action, source: error },
+    }
+}
