@@ -432,7 +432,7 @@ machine_summary() {
 : >"$work/runs.tsv"
 : >"$work/loads.tsv"
 : >"$work/corpora.tsv"
-for tool in ${tools//,/} $(in_list cfscrub "$tools" && echo cfscrub-legacy-off); do
+for tool in ${tools//,/ } $(in_list cfscrub "$tools" && echo cfscrub-legacy-off); do
   printf '%s\t%s\n' "$tool" "$(tool_command "$tool")" |
     sed "s|$bin|target/release/cfscrub|"
 done >"$work/tools.tsv"
