@@ -10,7 +10,7 @@ use super::args::FilterArgs;
 use super::{EXIT_ERROR, EXIT_FOUND};
 use crate::engine::{Finding, Redactor, Sink};
 use crate::observe::{FindingRecord, FindingsWriter};
-use crate::source::{BatchWriter, Input, open_stdout};
+use crate::source::{ChunkWriter, Input, open_stdout};
 
 /// Bytes asked for by each read. Large reads keep the per-call costs of
 /// the read, the scan and the write small; a pipe returns at most what it
@@ -31,7 +31,7 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
     let mut redactor = scanner.redactor();
     redactor.count_lines(findings.is_some());
     let mut sink = FilterSink {
-        out: BatchWriter::new(stdout),
+        out: ChunkWriter::new(stdout),
         findings,
         sources: Vec::new(),
         lines: 0,
@@ -57,7 +57,10 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
         result = Ok(());
     }
     if result.is_ok() {
-        result = redactor.finish(&mut sink).and_then(|()| sink.flush());
+        // The bytes held back at the end are the redactor's own, so the
+        // last output is not a part of any read.
+        sink.out.begin(&[]);
+        result = redactor.finish(&mut sink).and_then(|()| sink.flush(&[]));
     }
     match result {
         Ok(()) | Err(Failure::Input(_)) => {}
@@ -115,8 +118,9 @@ fn filter_one(
         if sink.findings.is_some() {
             sink.lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
         }
+        sink.out.begin(chunk);
         redactor.push(chunk, sink)?;
-        sink.flush()?;
+        sink.flush(chunk)?;
     }
 }
 
@@ -138,7 +142,7 @@ enum Failure {
 }
 
 struct FilterSink {
-    out: BatchWriter<File>,
+    out: ChunkWriter<File>,
     findings: Option<FindingsWriter>,
     sources: Vec<SourceMark>,
     /// Newlines read so far, counted only when findings are written.
@@ -146,8 +150,10 @@ struct FilterSink {
 }
 
 impl FilterSink {
-    fn flush(&mut self) -> Result<(), Failure> {
-        self.out.flush().map_err(Failure::Output)?;
+    /// Writes the output of `chunk`, the input given to the last
+    /// `out.begin`, and the findings so far.
+    fn flush(&mut self, chunk: &[u8]) -> Result<(), Failure> {
+        self.out.flush(chunk).map_err(Failure::Output)?;
         if let Some(findings) = &mut self.findings {
             findings.flush().map_err(Failure::Findings)?;
         }
@@ -159,7 +165,8 @@ impl Sink for FilterSink {
     type Error = Failure;
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), Failure> {
-        self.out.write(bytes).map_err(Failure::Output)
+        self.out.write(bytes);
+        Ok(())
     }
 
     fn finding(&mut self, finding: &Finding) -> Result<(), Failure> {

@@ -2,4 +2,4 @@
 
 mod stdio;
 
-pub use stdio::{BatchWriter, Input, open_stdin, open_stdout};
+pub use stdio::{BatchWriter, ChunkWriter, Input, open_stdin, open_stdout};
