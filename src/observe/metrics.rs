@@ -259,7 +259,10 @@ impl Metrics {
 
     fn register_process_info(&self) -> Result<(), prometheus::Error> {
         let build = IntGaugeVec::new(
-            Opts::new("cfscrub_build_info", "Always 1, labelled with the version."),
+            Opts::new(
+                "cfscrub_build_info",
+                "Always 1, labelled with the version.",
+            ),
             &["version"],
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
