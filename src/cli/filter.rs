@@ -12,9 +12,10 @@ use crate::engine::{Finding, Redactor, Sink};
 use crate::observe::{FindingRecord, FindingsWriter};
 use crate::source::{ChunkWriter, Input, open_stdout};
 
-/// Bytes asked for by each read. Large reads keep the per-call costs of
-/// the read, the scan and the write small; a pipe returns at most what it
-/// holds, so small inputs still come out at once.
+/// Bytes asked for by each read, and the size an input pipe is grown to.
+/// Large reads keep the per-call costs of the read, the scan and the write
+/// small. A pipe returns at most what it holds, so small inputs still come
+/// out at once.
 const READ_SIZE: usize = 256 * 1024;
 
 /// Runs the filter and returns the exit status.
@@ -104,6 +105,7 @@ fn filter_one(
     buf: &mut [u8],
 ) -> Result<(), Failure> {
     let mut input = Input::open(name).map_err(Failure::Input)?;
+    input.grow_pipe(READ_SIZE);
     sink.sources.push(SourceMark {
         name: input.name.clone(),
         start: redactor.stats().bytes_in,

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::ops::Range;
 use std::os::fd::AsFd;
+use std::os::unix::fs::FileTypeExt;
 
 /// An input of the stream filter: a named file or standard input.
 pub struct Input {
@@ -28,6 +29,34 @@ impl Input {
             ));
         }
         Ok(Input { name: name.to_owned(), file })
+    }
+
+    /// Grows the buffer of the input's pipe to `len` bytes, if the input
+    /// is a pipe whose buffer is smaller, so that one read can return up
+    /// to `len` bytes and the writer wakes the reader less often.
+    ///
+    /// The kernel counts pipe buffers against a per-user limit
+    /// (`/proc/sys/fs/pipe-user-pages-soft`) and caps one pipe at
+    /// `/proc/sys/fs/pipe-max-size`. When the kernel rejects the size, the
+    /// pipe keeps the one it had, which is only slower.
+    pub fn grow_pipe(&self, len: usize) {
+        let is_pipe =
+            self.file.metadata().is_ok_and(|m| m.file_type().is_fifo());
+        if !is_pipe {
+            return;
+        }
+        match rustix::pipe::fcntl_getpipe_size(&self.file) {
+            Ok(current) if current >= len => return,
+            _ => {}
+        }
+        if let Err(error) = rustix::pipe::fcntl_setpipe_size(&self.file, len) {
+            tracing::debug!(
+                input = %self.name,
+                len,
+                %error,
+                "pipe buffer not grown"
+            );
+        }
     }
 
     /// Reads the next chunk into `buf`, retrying when interrupted by a
@@ -242,6 +271,45 @@ fn write_all_vectored<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pipe_input() -> (Input, File) {
+        let (reader, writer) = rustix::pipe::pipe().unwrap();
+        let input = Input { name: "pipe".to_owned(), file: reader.into() };
+        (input, writer.into())
+    }
+
+    fn pipe_size(input: &Input) -> usize {
+        rustix::pipe::fcntl_getpipe_size(&input.file).unwrap()
+    }
+
+    #[test]
+    fn grow_pipe_enlarges_small_pipe() {
+        let (input, _writer) = pipe_input();
+        input.grow_pipe(256 * 1024);
+        assert_eq!(pipe_size(&input), 256 * 1024);
+    }
+
+    #[test]
+    fn grow_pipe_never_shrinks() {
+        let (input, _writer) = pipe_input();
+        rustix::pipe::fcntl_setpipe_size(&input.file, 512 * 1024).unwrap();
+        input.grow_pipe(128 * 1024);
+        assert_eq!(pipe_size(&input), 512 * 1024);
+    }
+
+    #[test]
+    fn grow_pipe_leaves_files_alone() {
+        let path = std::env::temp_dir()
+            .join(format!("cfscrub-grow-pipe-{}", std::process::id()));
+        std::fs::write(&path, b"not a pipe").unwrap();
+        let input = Input::open(path.to_str().unwrap()).unwrap();
+        input.grow_pipe(256 * 1024);
+        let mut text = String::new();
+        let mut file = &input.file;
+        file.read_to_string(&mut text).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(text, "not a pipe");
+    }
 
     #[test]
     fn batch_keeps_order_of_small_and_large_writes() {
