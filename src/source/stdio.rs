@@ -135,6 +135,10 @@ impl<W: Write> BatchWriter<W> {
 
 /// Slices of the input shorter than this are copied into the batch
 /// instead of getting an entry of their own in the vectored write.
+// NOTE: an estimate of where copying a slice gets cheaper than one more
+// iovec entry, not measured: writes to /dev/null in the benchmarks never
+// touch the entries, and slices this short only come between credentials
+// closer than 256 bytes.
 const MIN_BORROW: usize = 256;
 /// Maximum entries in one vectored write: Linux's `IOV_MAX`, 1024.
 const MAX_SEGMENTS: usize = 1024;
