@@ -216,8 +216,8 @@ tools_for() {
 }
 
 # Counts the bytes of stdin and the redactions in it, as "BYTES COUNT".
-# Every tool's replacement starts with the 10 bytes "[REDACTED". Each read
-# is searched after the last 9 bytes of the one before, so a marker cut by
+# Every tool's replacement starts with the 9 bytes "[REDACTED". Each read
+# is searched after the last 8 bytes of the one before, so a marker cut by
 # a read boundary is found once and no marker is counted twice.
 count_output() {
   perl -e '
@@ -232,7 +232,7 @@ count_output() {
         $count++;
         $at += 9;
       }
-      $tail = length($text) > 9 ? substr($text, -9) : $text;
+      $tail = length($text) > 8 ? substr($text, -8) : $text;
     }
     print "$bytes $count\n";
   '
@@ -320,8 +320,9 @@ make_corpus() {
   cat "$file" >/dev/null
 }
 
-# Fails unless each tool replaced what was planted, and cfscrub at least
-# that much (it also finds legacy credentials, which the others cannot).
+# Fails unless each tool replaced exactly what was planted. On the
+# cloudflare_lines corpus cfscrub may replace more, because it also finds
+# legacy credentials, which the others cannot.
 check_counts() {
   local corpus=$1
   awk -F'\t' -v corpus="$corpus" '
@@ -331,9 +332,9 @@ check_counts() {
       bad = ""
       if (tool == "cat" && (count != 0 || out != bytes)) {
         bad = "cat changed the input"
-      } else if (tool ~ /^cfscrub/ && count < planted) {
-        bad = "replaced fewer than the planted credentials"
-      } else if (tool !~ /^cfscrub/ && tool != "cat" && count != planted) {
+      } else if (tool ~ /^cfscrub/ && corpus ~ /^cloudflare_lines/) {
+        if (count < planted) bad = "replaced fewer than the planted credentials"
+      } else if (tool != "cat" && count != planted) {
         bad = "did not replace exactly the planted credentials"
       } else if (count == 0 && out != bytes) {
         bad = "changed the input without replacing anything"
