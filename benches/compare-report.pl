@@ -67,12 +67,14 @@ sub throughput {
 }
 
 # Median over the rounds of the ceiling's time over the tool's time.
+# hyperfine reports 0 for a run shorter than its shell start-up, so such
+# rounds are left out.
 sub ratio {
     my ($corpus, $setting, $tool) = @_;
     my $times   = $time{$corpus}{$setting}{$tool} or return undef;
     my $ceiling = $time{$corpus}{$setting}{cat}   or return undef;
     my @ratios  = map { $ceiling->{$_} / $times->{$_} }
-        grep { $times->{$_} > 0 && exists $ceiling->{$_} } keys %$times;
+        grep { $times->{$_} > 0 && ($ceiling->{$_} // 0) > 0 } keys %$times;
     return median(@ratios);
 }
 
@@ -142,9 +144,10 @@ for my $id (@scaling) {
                 my $times = $time{$_}{$setting}{$tool};
                 median(values %$times) / ($bytes{$_} / $GIB);
             } $small, $large;
-            my $difference = $per_gib[1] / $per_gib[0] - 1;
+            # A time of 0 means the run was too short to time.
+            my $difference = $per_gib[0] > 0 ? $per_gib[1] / $per_gib[0] - 1 : undef;
             push @scaling_rows, [ $id, $setting, $tool, @per_gib, $difference ];
-            next unless $tool eq 'cfscrub';
+            next unless $tool eq 'cfscrub' && defined $difference;
             my $within = abs($difference) <= $MAX_SCALING_DIFFERENCE;
             printf "| %s, %s: cfscrub's time per GiB within %d%% from %s to %s | %+.1f%% | %s |\n",
                 $setting, $id, $MAX_SCALING_DIFFERENCE * 100, $small =~ s/.*@//r . ' MiB',
@@ -162,8 +165,9 @@ if (@scaling_rows) {
         $small =~ s/.*@//r, $large =~ s/.*@//r;
     print "|---|---|---|--:|--:|--:|\n";
     for my $row (@scaling_rows) {
-        printf "| %s | %s | %s | %.3f | %.3f | %+.1f%% |\n", $row->[0],
-            $row->[1], $row->[2], $row->[3], $row->[4], $row->[5] * 100;
+        printf "| %s | %s | %s | %.3f | %.3f | %s |\n", $row->[0],
+            $row->[1], $row->[2], $row->[3], $row->[4],
+            defined $row->[5] ? sprintf('%+.1f%%', $row->[5] * 100) : 'n/a';
     }
     for my $id (@scaling) {
         my ($large) = grep { /^\Q$id\E@/ } reverse @corpus_order;

@@ -35,6 +35,8 @@ scale_mib=
 rounds=5
 corpora=$ALL_CORPORA
 tools=$ALL_TOOLS
+# Other cfscrub binaries to time beside the one built here, by name.
+declare -A variants=()
 scaling=per_64k,adversarial
 parent=${TMPDIR:-/tmp}
 keep=false
@@ -61,6 +63,10 @@ Options:
                     $ALL_CORPORA)
   --tools LIST      comma-separated tools (default: $ALL_TOOLS);
                     cat is always timed, as the ceiling
+  --variant NAME=PATH
+                    also time the cfscrub binary at PATH as tool NAME,
+                    which starts with "cfscrub-" (repeatable), to
+                    compare builds of two commits in the same rounds
   --scaling LIST    corpora of the scaling check, or "none"
                     (default: $scaling)
   --dir DIR         folder in which the temporary folder is made
@@ -92,6 +98,14 @@ require_count() {
     die "invalid $1 '$2': expected a positive whole number"
 }
 
+add_variant() {
+  local name=${1%%=*} path=${1#*=}
+  [[ "$1" == *=* && "$name" =~ ^cfscrub-[a-z0-9_-]+$ ]] ||
+    die "invalid --variant '$1': expected NAME=PATH with NAME like cfscrub-main"
+  [[ -x "$path" ]] || die "invalid --variant '$1': $path is not an executable"
+  variants[$name]=$(realpath "$path")
+}
+
 while (($# > 0)); do
   case "$1" in
     --quick) size_mib=64; scale_mib=256; rounds=3; shift ;;
@@ -101,6 +115,7 @@ while (($# > 0)); do
     --corpora) require_value "$@"; corpora=$2; shift 2 ;;
     --tools) require_value "$@"; tools=$2; shift 2 ;;
     --scaling) require_value "$@"; scaling=$2; shift 2 ;;
+    --variant) require_value "$@"; add_variant "$2"; shift 2 ;;
     --dir) require_value "$@"; parent=$2; shift 2 ;;
     --keep) keep=true; shift ;;
     --report) require_value "$@"; report=$2; shift 2 ;;
@@ -127,6 +142,9 @@ for tool in ${tools//,/ }; do
     die "invalid tool '$tool': expected one of $ALL_TOOLS"
 done
 in_list cat "$tools" || tools="cat,$tools"
+for name in "${!variants[@]}"; do
+  tools+=",$name"
+done
 
 check_programs() {
   local program
@@ -196,6 +214,7 @@ tool_command() {
     sed) printf "sed -E 's/%s/[REDACTED]/g'" "$REGEX" ;;
     perl) printf "perl -pe 's/%s/[REDACTED]/g'" "$REGEX" ;;
     rg) printf "rg --no-config --passthru -r '[REDACTED]' '%s'" "$REGEX" ;;
+    *) printf '%q' "${variants[$1]}" ;;
   esac
 }
 
@@ -204,7 +223,8 @@ tools_for() {
   local tool list=cat
   for tool in ${tools//,/ }; do
     [[ "$tool" == cat ]] && continue
-    if [[ "$1" == no_newline ]] && ! in_list "$tool" "$NO_NEWLINE_TOOLS"; then
+    if [[ "$1" == no_newline && "$tool" != cfscrub-* ]] &&
+      ! in_list "$tool" "$NO_NEWLINE_TOOLS"; then
       continue
     fi
     list+=" $tool"
