@@ -75,8 +75,8 @@ Options:
   --report FILE     also write the markdown to FILE
   -h, --help        print this help
 
-Needs cargo, hyperfine, rg (scripts/setup-test-deps.sh installs both),
-perl, GNU sed and GNU time (/usr/bin/time, Debian package "time").
+Needs cargo, hyperfine, rg and GNU time (/usr/bin/time), which
+scripts/setup-test-deps.sh installs, and perl and GNU sed.
 EOF
 }
 
@@ -153,7 +153,7 @@ check_programs() {
       die "'$program' not found on PATH; scripts/setup-test-deps.sh installs hyperfine and rg"
   done
   /usr/bin/time -f %M -o /dev/null true 2>/dev/null ||
-    die "GNU time not found at /usr/bin/time; install it with 'apt-get install time'"
+    die "GNU time not found at /usr/bin/time; scripts/setup-test-deps.sh installs it (Debian package time)"
   sed --version 2>/dev/null | grep -q GNU ||
     die "sed is not GNU sed; the comparison expects GNU sed 4"
 }

@@ -8,6 +8,7 @@
 #   prometheus, promtool prometheus (only the binaries, its service stays off)
 #   rg                   ripgrep
 #   hyperfine            hyperfine
+#   /usr/bin/time        time (GNU time: peak RSS in benches/compare.sh)
 #   mvn                  maven (fetches the Kafka jars)
 #   java 17 or newer     openjdk-17-jre-headless (runs the Kafka broker)
 set -euo pipefail
@@ -19,6 +20,7 @@ declare -A PACKAGE_OF=(
   [promtool]=prometheus
   [rg]=ripgrep
   [hyperfine]=hyperfine
+  [/usr/bin/time]=time
   [mvn]=maven
 )
 JAVA_PACKAGE=openjdk-17-jre-headless

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of cfscrub: installs what the tests need, checks format and
-# lints, starts a Kafka broker on loopback, runs the test suite and the
-# benchmarks in test mode, and stops the broker again.
+# lints, starts a Kafka broker on loopback, runs the test suite, the
+# benchmarks in test mode and the comparison script on small corpora, and
+# stops the broker again.
 #
 # Usage: scripts/test.sh [extra arguments for `cargo test`]
 #
@@ -34,3 +35,6 @@ cargo test --release --locked "$@"
 
 step "running the benchmarks once, in test mode"
 cargo bench --locked --bench engine -- --test
+
+step "running the comparison script once, on 8 MiB corpora"
+benches/compare.sh --size 8 --scale-size 16 --rounds 1 >/dev/null
