@@ -146,7 +146,14 @@ for my $id (@scaling) {
             } $small, $large;
             # A time of 0 means the run was too short to time.
             my $difference = $per_gib[0] > 0 ? $per_gib[1] / $per_gib[0] - 1 : undef;
-            push @scaling_rows, [ $id, $setting, $tool, @per_gib, $difference ];
+            # The same difference for cfscrub's time over cat's in each
+            # round, which cancels a load that changes between rounds.
+            my ($small_ratio, $large_ratio) =
+                map { ratio($_, $setting, $tool) } $small, $large;
+            my $relative = $tool ne 'cat' && $small_ratio && $large_ratio
+                ? $small_ratio / $large_ratio - 1 : undef;
+            push @scaling_rows,
+                [ $id, $setting, $tool, @per_gib, $difference, $relative ];
             next unless $tool eq 'cfscrub' && defined $difference;
             my $within = abs($difference) <= $MAX_SCALING_DIFFERENCE;
             printf "| %s, %s: cfscrub's time per GiB within %d%% from %s to %s | %+.1f%% | %s |\n",
@@ -159,15 +166,20 @@ for my $id (@scaling) {
 if (@scaling_rows) {
     print "\n### Scaling\n\n";
     print "Seconds per GiB, from the median time of the rounds; both sizes";
-    print " were timed in the same rounds.\n\n";
+    print " were timed in the same rounds. The last column is the difference";
+    print " of cfscrub's time over cat's time on the same file in the same";
+    print " round (median of the rounds), which is less sensitive to a load";
+    print " that changes from one round to the next.\n\n";
     my ($small, $large) = grep { /^\Q$scaling[0]\E@/ } @corpus_order;
-    printf "| corpus | setting | tool | s/GiB at %s MiB | s/GiB at %s MiB | difference |\n",
+    printf "| corpus | setting | tool | s/GiB at %s MiB | s/GiB at %s MiB | difference | difference over cat |\n",
         $small =~ s/.*@//r, $large =~ s/.*@//r;
-    print "|---|---|---|--:|--:|--:|\n";
+    print "|---|---|---|--:|--:|--:|--:|\n";
     for my $row (@scaling_rows) {
-        printf "| %s | %s | %s | %.3f | %.3f | %s |\n", $row->[0],
-            $row->[1], $row->[2], $row->[3], $row->[4],
-            defined $row->[5] ? sprintf('%+.1f%%', $row->[5] * 100) : 'n/a';
+        my @differences = map {
+            defined $_ ? sprintf('%+.1f%%', $_ * 100) : 'n/a'
+        } @$row[ 5, 6 ];
+        printf "| %s | %s | %s | %.3f | %.3f | %s | %s |\n", @$row[ 0 .. 4 ],
+            @differences;
     }
     for my $id (@scaling) {
         my ($large) = grep { /^\Q$id\E@/ } reverse @corpus_order;
