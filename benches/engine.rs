@@ -1,9 +1,9 @@
 //! Throughput of the engine alone, without I/O, on corpora made from the
 //! loghub sample logs (see `corpus/mod.rs` for the recipes).
 //!
-//! Each benchmark feeds one corpus block (about 4.5 MB) to a redactor in
-//! 64 KiB chunks, the most that one read from a Linux pipe returns by
-//! default, and counts the output in a sink that keeps nothing.
+//! Each benchmark feeds one corpus block (4.5 to 7.3 MB) to a redactor
+//! in 64 KiB chunks, the read size of the stream filter, and counts the
+//! output in a sink that keeps nothing.
 //!
 //! `cargo bench --bench engine` measures; `cargo bench --bench engine --
 //! --test` runs each benchmark once, which the test command does so that
