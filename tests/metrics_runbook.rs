@@ -82,7 +82,7 @@ fn alert_runbook_urls_resolve() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 4, "one runbook_url per alert");
+    assert_eq!(checked, 5, "one runbook_url per alert");
 }
 
 /// Runs the filter on `input` with `--findings` and `extra` arguments and
