@@ -133,7 +133,7 @@ add_variant_args() {
 check_variant_name() {
   [[ "$1" != cfscrub-legacy-off && -z "${variants[$1]:-}" &&
     -z "${variant_args[$1]:-}" ]] ||
-    die "invalid variant name '$1': it is taken; choose another"
+    die "invalid variant name '$1': another tool has that name; choose another"
 }
 
 while (($# > 0)); do

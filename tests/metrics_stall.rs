@@ -1,5 +1,5 @@
 //! The stream filter's stall gauge, run as the real binary: with its
-//! stdout a pipe that nobody reads, `/metrics` shows when the blocked
+//! stdout a pipe that the test does not read, `/metrics` shows when the blocked
 //! write began; once the pipe is read and the input is idle, the gauge
 //! is back at 0.
 

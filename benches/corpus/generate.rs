@@ -92,8 +92,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
         })?;
         Box::new(file)
     };
-    // Each block, of several MB, is larger than the buffer and goes to the
-    // file in one write; the buffer only joins the tail to it.
+    // Each block is larger than the buffer, so BufWriter writes it
+    // straight through, and the buffer only joins the tail to it.
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let written = (0..repeats)
         .try_for_each(|_| out.write_all(&block.bytes))

@@ -264,8 +264,8 @@ impl StreamMetrics {
         self.published = *stats;
     }
 
-    /// Marks a write to stdout as begun. The write blocks while the reader
-    /// of stdout reads nothing, and the gauge keeps the time it began.
+    /// Sets the stall gauge to the start of a write to stdout, which blocks
+    /// while the reader of stdout reads nothing.
     fn write_started(&self) {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)

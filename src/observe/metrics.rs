@@ -138,9 +138,9 @@ pub struct Metrics {
     /// the consumer is in its group (Kafka).
     pub ready: IntGauge,
     /// Start of the write to stdout that has not returned yet, in seconds
-    /// since the Unix epoch, or 0 while none is in progress. Set by the
-    /// stream filter only: it tells a reader of stdout that stopped from
-    /// an input that is idle.
+    /// since the Unix epoch, or 0 while none is in progress. Only the
+    /// stream filter sets it, so that a reader of stdout that stopped can
+    /// be told apart from an idle input.
     pub write_start_time: Gauge,
     /// Kafka records consumed, by topic and partition.
     pub kafka_consumed: IntCounterVec,
