@@ -579,6 +579,11 @@ fn helm_chart_rejects_incomplete_sasl() {
     gssapi.push("kafka.settings.sasl\\.mechanism=GSSAPI");
     let stderr = render_chart_error(&helm, &gssapi);
     assert!(stderr.contains("invalid sasl.mechanism GSSAPI"), "{stderr}");
+}
+
+#[test]
+fn helm_chart_rejects_missing_topics() {
+    let Some(helm) = require("helm") else { return };
     let stderr = render_chart_error(&helm, &["kafka.inputTopics=null"]);
     assert!(stderr.contains("missing kafka.inputTopics"), "{stderr}");
 }
@@ -648,6 +653,23 @@ fn helm_chart_renders_both_modes() {
     }
     check_sasl_member(cfscrub);
 
+    let (sidecar, text) = render_chart(&helm, "sidecar", &["mode=sidecar"]);
+    kubernetes_validate(&validate, &[&sidecar]);
+    let docs = parse_yaml(&text);
+    check_sidecar(&docs);
+    assert!(of_kind(&docs, "PodDisruptionBudget").is_empty());
+    let deployment = workload(&docs);
+    assert_eq!(deployment["kind"], "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 1, "one copy of the app");
+    for path in [kafka, secret, sidecar] {
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
+#[test]
+fn helm_exactly_once_renders_statefulset() {
+    let Some(helm) = require("helm") else { return };
+    let Some(validate) = require("kubernetes-validate") else { return };
     let (exactly_once, text) =
         render_chart(&helm, "exactly-once", &["kafka.exactlyOnce=true"]);
     kubernetes_validate(&validate, &[&exactly_once]);
@@ -666,17 +688,7 @@ fn helm_chart_renders_both_modes() {
     let pod_name = ("POD_NAME".to_owned(), "release-cfscrub-0".to_owned());
     assert_eq!(env, vec![pod_name]);
 
-    let (sidecar, text) = render_chart(&helm, "sidecar", &["mode=sidecar"]);
-    kubernetes_validate(&validate, &[&sidecar]);
-    let docs = parse_yaml(&text);
-    check_sidecar(&docs);
-    assert!(of_kind(&docs, "PodDisruptionBudget").is_empty());
-    let deployment = workload(&docs);
-    assert_eq!(deployment["kind"], "Deployment");
-    assert_eq!(deployment["spec"]["replicas"], 1, "one copy of the app");
-    for path in [kafka, secret, exactly_once, sidecar] {
-        std::fs::remove_file(path).unwrap();
-    }
+    std::fs::remove_file(exactly_once).unwrap();
 }
 
 #[test]
@@ -829,21 +841,9 @@ fn systemd_unit_verifies_and_is_hardened() {
         "ProtectHome=yes",
         "PrivateUsers=yes",
         "CapabilityBoundingSet=\n",
-        // A static user, because a dynamic one's LogsDirectory= is under
-        // /var/log/private, which no log shipper but root can enter.
-        "User=cfscrub\n",
-        "Group=cfscrub\n",
-        "LogsDirectoryMode=0750\n",
-        "UMask=0027\n",
     ] {
         assert!(unit.contains(setting), "{setting} missing");
     }
-    let dynamic = unit.lines().any(|line| line.starts_with("DynamicUser="));
-    assert!(!dynamic, "a dynamic user's output is readable by root only");
-    // The metrics endpoint is reachable from this host only, as the unit's
-    // comment documents.
-    assert!(unit.contains("IPAddressAllow=localhost\n"));
-    assert!(!words.iter().any(|word| word == "--metrics-listen"));
     let read_only = unit
         .lines()
         .find_map(|line| line.strip_prefix("ReadOnlyPaths="))
@@ -866,6 +866,46 @@ fn systemd_unit_verifies_and_is_hardened() {
             "{glob} is outside ReadOnlyPaths={read_only}"
         );
     }
+}
+
+#[test]
+fn systemd_output_readable_by_group() {
+    let unit =
+        std::fs::read_to_string(deploy("systemd/cfscrub-follow.service"))
+            .unwrap();
+    // A static user, because a dynamic one's LogsDirectory= is under
+    // /var/log/private, which no log shipper but root can enter.
+    let dynamic = unit.lines().any(|line| line.starts_with("DynamicUser="));
+    assert!(!dynamic, "a dynamic user's output is readable by root only");
+    for setting in [
+        "User=cfscrub\n",
+        "Group=cfscrub\n",
+        "LogsDirectory=cfscrub\n",
+        "LogsDirectoryMode=0750\n",
+        "UMask=0027\n",
+    ] {
+        assert!(unit.contains(setting), "{setting} missing");
+    }
+    let words = exec_start(&unit);
+    let output = flag_value(&words, "--output").expect("--output");
+    assert_eq!(output, "${LOGS_DIRECTORY}/clean.log");
+}
+
+#[test]
+fn systemd_metrics_local_by_default() {
+    let unit =
+        std::fs::read_to_string(deploy("systemd/cfscrub-follow.service"))
+            .unwrap();
+    // Without --metrics-listen, cfscrub listens on 127.0.0.1:9898, and the
+    // unit lets only loopback reach it, as its comment and the README say.
+    let default: std::net::SocketAddr =
+        cfscrub::observe::DEFAULT_METRICS_ADDR.parse().unwrap();
+    assert!(default.ip().is_loopback(), "default listen address {default}");
+    let words = exec_start(&unit);
+    assert!(!words.iter().any(|word| word.starts_with("--metrics-listen")));
+    assert!(!words.iter().any(|word| word == "--no-metrics"));
+    assert!(unit.contains("IPAddressDeny=any\n"));
+    assert!(unit.contains("IPAddressAllow=localhost\n"));
 }
 
 /// Returns every series name that cfscrub exports, with a series of every
