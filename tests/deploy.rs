@@ -554,8 +554,8 @@ fn readme_helm_commands_deploy() {
     }
 }
 
-/// The SASL settings of the README's Helm command before it named a
-/// mechanism and a username.
+/// SASL settings with a protocol and a password but no mechanism or
+/// username, which librdkafka cannot use.
 const SASL_WITHOUT_MECHANISM: [&str; 4] = [
     "kafka.settings.security\\.protocol=SASL_SSL",
     "kafka.secretSettings[0].setting=sasl.password",
@@ -588,8 +588,9 @@ fn helm_chart_rejects_missing_topics() {
     assert!(stderr.contains("missing kafka.inputTopics"), "{stderr}");
 }
 
-/// The member that the chart now rejects fails at start, so the check of
-/// the README's member in [`check_sasl_member`] can tell the two apart.
+/// A member without sasl.mechanism, which the chart rejects, fails when it
+/// creates its clients, so [`check_sasl_member`] tells a complete member
+/// from an incomplete one.
 #[test]
 fn member_without_sasl_mechanism_fails() {
     let args: Vec<String> = [
@@ -897,7 +898,7 @@ fn systemd_metrics_local_by_default() {
         std::fs::read_to_string(deploy("systemd/cfscrub-follow.service"))
             .unwrap();
     // Without --metrics-listen, cfscrub listens on 127.0.0.1:9898, and the
-    // unit lets only loopback reach it, as its comment and the README say.
+    // unit lets only loopback reach it, as the unit and README document.
     let default: std::net::SocketAddr =
         cfscrub::observe::DEFAULT_METRICS_ADDR.parse().unwrap();
     assert!(default.ip().is_loopback(), "default listen address {default}");
