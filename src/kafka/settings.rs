@@ -145,7 +145,9 @@ impl OutputTemplate {
     /// topic name: ASCII letters, digits, `.`, `_` and `-`.
     pub fn parse(template: &str) -> Result<OutputTemplate, ConfigError> {
         let invalid = |detail: String| ConfigError {
-            option: format!("--output-topic {template}"),
+            // Quoted, so that a line break or a control character in the
+            // name cannot split or garble the one-line message.
+            option: format!("--output-topic {template:?}"),
             detail,
         };
         let literal = template.replace("{topic}", "");
@@ -241,7 +243,7 @@ impl Settings {
         for input in self.named_inputs() {
             if input.is_empty() || !input.chars().all(is_topic_char) {
                 return Err(config(
-                    &format!("--input-topic {input}"),
+                    &format!("--input-topic {input:?}"),
                     "not a valid topic name; start a regular expression \
                      with ^"
                         .to_owned(),
@@ -423,6 +425,21 @@ mod tests {
     fn template_rejects_bad_names() {
         for template in ["", "{topic} x", "out/{topic}", "{name}.x"] {
             assert!(OutputTemplate::parse(template).is_err(), "{template}");
+        }
+    }
+
+    #[test]
+    fn topic_name_errors_are_one_line() {
+        for name in ["a\nb", "a\r\nb", "\n", "x\u{1b}[2Jy"] {
+            let error = OutputTemplate::parse(name).unwrap_err().to_string();
+            assert!(!error.contains(['\n', '\r', '\u{1b}']), "{error:?}");
+            assert!(error.contains(&format!("{name:?}")), "{error:?}");
+
+            let mut settings = settings();
+            settings.inputs = vec![name.to_owned()];
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(!error.contains(['\n', '\r', '\u{1b}']), "{error:?}");
+            assert!(error.contains(&format!("{name:?}")), "{error:?}");
         }
     }
 
