@@ -37,9 +37,10 @@ cargo +nightly fuzz build
 
 for target in "${TARGETS[@]}"; do
   printf 'fuzz/run.sh: running %s for %s s\n' "$target" "$SECONDS_PER_TARGET" >&2
-  # -timeout fails an input that runs longer than 10 s, a hang, and not a
-  # measure of speed. Inputs stay below 16 KiB, so the brute-force
-  # reference of redact_diff stays fast.
+  # -timeout fails an input that runs longer than 10 s: a hang, not a
+  # measure of speed. -max_len bounds each input at 16 KiB before
+  # redact_diff expands its splices, which keeps its brute-force
+  # reference fast.
   cargo +nightly fuzz run "$target" -- \
     -max_total_time="$SECONDS_PER_TARGET" \
     -max_len=16384 \

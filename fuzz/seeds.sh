@@ -40,11 +40,12 @@ args() {
 # level (bits 0-1) and style (bits 2-3), window (u16, little-endian; 0 is
 # the default), chunk-size count (bits 0-2) and keyword count (bits 3-4).
 # Then one byte per chunk size and a length byte and the bytes of each
-# keyword. The rest is the script, in which \xff OP ARG splices a piece:
-# OP 0-5 a credential of that kind (user, account, global, legacy token,
-# legacy key, Origin CA), 6 a wrong checksum, 7 a cut-off credential,
-# 8 a keyword, 9 a prefix, 10 hex digits, 11 a 40-character body, 12 a
-# legacy token, 13 filler lines, 14 a separator, 15 the byte \xff.
+# keyword. The rest is the script, in which \xff OP ARG splices a piece.
+# OP 0-5 is a credential of that kind (user, account, global, legacy
+# token, legacy key, Origin CA). OP 6 is a wrong checksum, 7 a cut-off
+# credential, 8 a keyword, 9 a prefix, 10 hex digits, 11 a 40-character
+# body, 12 a legacy token, 13 filler lines, 14 a separator and 15 the
+# byte \xff itself.
 target=redact_diff
 seed $target prefixed '\0\0\0\0\3\1\7\310token=\xff\0\1 user=alice\n\xff\1\2&\xff\2\3\n'
 seed $target legacy '\0\0\0\0\2\2\55CF_API_TOKEN=\xff\3\5\nX-Auth-Key: \xff\4\11\n'

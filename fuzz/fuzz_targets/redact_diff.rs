@@ -12,7 +12,7 @@
 //! run time, so no input, seed or crash artifact contains one.
 //!
 //! Failure messages give offsets and lengths, never bytes, because the
-//! stream holds credentials.
+//! stream contains credentials.
 
 #![no_main]
 
@@ -46,8 +46,9 @@ const SEPARATORS: [&[u8]; 8] =
     [b" ", b"\n", b"\r\n", b"=", b"\"", b"%3D", b"\t", b": "];
 const FILLER_LINE: &[u8] = b"2024-01-01 12:00:00 INFO worker: request done\n";
 
-/// Compiled scanners by [`Case::scanner_key`]. Building
-/// the automaton took most of the time of a run on small inputs.
+/// Compiled scanners by [`Case::scanner_key`], because most inputs share
+/// their settings with an earlier one and the automaton is expensive to
+/// build.
 static SCANNERS: LazyLock<Mutex<HashMap<Vec<u8>, Arc<Scanner>>>> =
     LazyLock::new(Mutex::default);
 
