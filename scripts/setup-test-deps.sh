@@ -14,6 +14,10 @@
 #   java 17 or newer     openjdk-17-jre-headless (runs the Kafka broker)
 #   systemd-analyze      systemd (checks deploy/systemd)
 #
+# And for the fuzz targets in fuzz/:
+#   nightly toolchain    rustup toolchain install nightly --profile minimal
+#   cargo fuzz           cargo install cargo-fuzz --version 0.13.2 --locked
+#
 # And for the checks of deploy/:
 #   helm                 built by `go install` into $HOME/go/bin (Go must be
 #                        installed); it took 2 min 8 s once on 2 cores
@@ -37,6 +41,7 @@ HELM_MODULE=helm.sh/helm/v3/cmd/helm
 HELM_VERSION=v3.21.4
 HELM_BIN_DIR="$HOME/go/bin"
 KUBERNETES_VALIDATE_VERSION=1.37.0
+CARGO_FUZZ_VERSION=0.13.2
 
 log() {
   printf 'setup-test-deps.sh: %s\n' "$*" >&2
@@ -168,6 +173,23 @@ install_kubernetes_validate() {
     die "kubernetes-validate was installed but is not on PATH; add the scripts directory of python3's pip to PATH"
 }
 
+# Installs what `cargo +nightly fuzz` needs: libFuzzer's instrumentation
+# flags exist only on a nightly toolchain.
+install_fuzz_tools() {
+  command -v rustup >/dev/null 2>&1 ||
+    die "rustup not found; the fuzz targets need it to install the nightly toolchain"
+  if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    log "installing the nightly Rust toolchain for cargo fuzz"
+    rustup toolchain install nightly --profile minimal ||
+      die "nightly Rust toolchain missing and 'rustup toolchain install nightly' failed (output above)"
+  fi
+  if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz ${CARGO_FUZZ_VERSION}" ]]; then
+    log "installing cargo-fuzz ${CARGO_FUZZ_VERSION} with cargo install"
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked ||
+      die "cargo-fuzz ${CARGO_FUZZ_VERSION} missing and 'cargo install cargo-fuzz' failed (output above)"
+  fi
+}
+
 install_apt_packages() {
   local missing
   mapfile -t missing < <(list_missing_packages | sort -u)
@@ -193,6 +215,7 @@ main() {
   install_apt_packages
   install_helm
   install_kubernetes_validate
+  install_fuzz_tools
   warn_if_prometheus_port_in_use
   log "all test dependencies are installed"
 }

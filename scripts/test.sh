@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of cfscrub: installs what the tests need, checks format and
 # lints, starts a Kafka broker on loopback, runs the test suite, the
-# benchmarks in test mode and the comparison script on small corpora, and
-# stops the broker again.
+# benchmarks in test mode and the comparison script on small corpora,
+# stops the broker again, and runs each fuzz target for 60 seconds.
 #
 # Usage: scripts/test.sh [extra arguments for `cargo test`]
 #
@@ -21,7 +21,11 @@ scripts/setup-test-deps.sh
 
 step "checking format and lints"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --release --all-targets --locked -- -D warnings
+# The build without the Kafka client, which the fuzz targets use.
+cargo clippy --release --locked --no-default-features --lib --bins -- \
+  -D warnings
 
 step "starting the Kafka broker"
 export KAFKA_PORT="${KAFKA_PORT:-9092}"
@@ -40,3 +44,10 @@ cargo bench --locked --bench engine -- --test
 
 step "running the comparison script once, on 8 MiB corpora"
 benches/compare.sh --size 8 --scale-size 16 --rounds 1 >/dev/null
+
+step "stopping the Kafka broker"
+scripts/kafka.sh stop
+trap - EXIT
+
+step "running each fuzz target for 60 s"
+fuzz/run.sh 60

@@ -1,24 +1,30 @@
 //! `cfscrub kafka`: the consumer-group mode's arguments and wiring.
 
 use std::process::ExitCode;
+#[cfg(feature = "kafka")]
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "kafka")]
 use anyhow::Context;
 use clap::Args;
 
-use super::EXIT_ERROR;
 use super::args::{EngineArgs, MetricsArgs};
-use super::export::Exporters;
 use crate::kafka::{
-    Guarantee, OutputTemplate, Partitioning, Property, Settings, Shutdown,
+    Guarantee, OutputTemplate, Partitioning, Property, Settings,
 };
-use crate::observe::{
-    DEFAULT_METRICS_ADDR, DEFAULT_RUNBOOK_URL, FindingsWriter, Metrics,
+use crate::observe::DEFAULT_RUNBOOK_URL;
+#[cfg(feature = "kafka")]
+use {
+    super::EXIT_ERROR,
+    super::export::Exporters,
+    crate::kafka::Shutdown,
+    crate::observe::{DEFAULT_METRICS_ADDR, FindingsWriter, Metrics},
 };
 
 /// Time after the grace period at which a shutdown that is still running
 /// is cut short.
+#[cfg(feature = "kafka")]
 const WATCHDOG_MARGIN: Duration = Duration::from_secs(2);
 
 /// Default time between offset commits in at-least-once mode.
@@ -170,7 +176,17 @@ impl KafkaArgs {
     }
 }
 
+/// Stops with an error, because this build has no Kafka client.
+#[cfg(not(feature = "kafka"))]
+pub(super) fn run(_args: &KafkaArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "kafka mode unavailable: this cfscrub was built without the kafka \
+         feature; build it with default features"
+    )
+}
+
 /// Runs one group member and returns the exit status.
+#[cfg(feature = "kafka")]
 pub(super) fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
     let scanner = args.engine.scanner()?;
     let settings = args.settings()?;
@@ -210,6 +226,7 @@ pub(super) fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
 ///
 /// The handlers are installed before this returns, so a signal that
 /// arrives during start-up stops the member too.
+#[cfg(feature = "kafka")]
 fn watch_signals(
     shutdown: Arc<Shutdown>,
     grace: Duration,
@@ -274,6 +291,7 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 /// Returns the exporters to start: the endpoint on by default, unlike in
 /// the filter, because a group member is a service that Prometheus
 /// scrapes.
+#[cfg(feature = "kafka")]
 fn exporter_args(args: &KafkaArgs) -> anyhow::Result<MetricsArgs> {
     let listen = match args.metrics.metrics_listen {
         _ if args.no_metrics_listen => None,

@@ -204,6 +204,12 @@ impl fmt::Display for Error {
     }
 }
 
+impl From<super::settings::ConfigError> for Error {
+    fn from(error: super::settings::ConfigError) -> Error {
+        Error::Config { option: error.option, detail: error.detail }
+    }
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {

@@ -14,37 +14,63 @@
 //!
 //! The loop runs on one thread with librdkafka's polling API, so the
 //! rebalance and delivery callbacks run on that thread as well.
+//!
+//! Without the `kafka` cargo feature only the settings and their parsers
+//! are built, so the command line parses the same in every build and
+//! nothing links librdkafka.
 
+#[cfg(feature = "kafka")]
 mod delivery;
+#[cfg(feature = "kafka")]
 mod error;
+#[cfg(feature = "kafka")]
 mod group;
+#[cfg(feature = "kafka")]
 mod offsets;
+#[cfg(feature = "kafka")]
 mod pipeline;
+#[cfg(feature = "kafka")]
 mod record;
 mod settings;
+#[cfg(feature = "kafka")]
 mod shutdown;
+#[cfg(feature = "kafka")]
 mod throttle;
+#[cfg(feature = "kafka")]
 mod topics;
 mod tracker;
+#[cfg(feature = "kafka")]
 mod transaction;
 
+#[cfg(feature = "kafka")]
 use std::sync::Arc;
 
+#[cfg(feature = "kafka")]
 use rdkafka::consumer::Consumer;
+#[cfg(feature = "kafka")]
 use rdkafka::error::KafkaError;
 
+#[cfg(feature = "kafka")]
 pub use error::{Error, RecordId, Role};
+#[cfg(feature = "kafka")]
 pub use record::{Field, RecordRedactor};
 pub use settings::{
-    Guarantee, OutputTemplate, Partitioning, Property, Scope, Settings,
+    ConfigError, Guarantee, OutputTemplate, Partitioning, Property, Scope,
+    Settings,
 };
+#[cfg(feature = "kafka")]
 pub use shutdown::Shutdown;
 pub use tracker::{PartitionId, PartitionLog, Tracker};
 
+#[cfg(feature = "kafka")]
 use crate::engine::Scanner;
+#[cfg(feature = "kafka")]
 use crate::observe::{FindingsWriter, Metrics};
+#[cfg(feature = "kafka")]
 use delivery::DeliveryContext;
+#[cfg(feature = "kafka")]
 use group::{GroupConsumer, GroupContext};
+#[cfg(feature = "kafka")]
 use pipeline::Pipeline;
 
 /// Runs one group member until `shutdown` is requested or an error stops
@@ -53,6 +79,7 @@ use pipeline::Pipeline;
 /// Returns `Ok` after a requested stop, once what was in flight is
 /// delivered and committed or the grace period ran out. Records not
 /// committed by then are consumed again by the member that takes over.
+#[cfg(feature = "kafka")]
 pub fn run(
     settings: Settings,
     scanner: Arc<Scanner>,
@@ -102,6 +129,7 @@ pub fn run(
 
 /// Turns a failed client creation into an error that names the `-X`
 /// setting at fault.
+#[cfg(feature = "kafka")]
 fn client_error(action: &'static str, error: KafkaError) -> Error {
     match &error {
         KafkaError::ClientConfig(_, _, key, _) => Error::Config {

@@ -1,11 +1,11 @@
 //! The settings of the Kafka mode: topics, delivery guarantee, limits and
 //! the librdkafka settings of its two clients.
 
+use std::fmt;
 use std::time::Duration;
 
+#[cfg(feature = "kafka")]
 use rdkafka::ClientConfig;
-
-use super::error::Error;
 
 /// Settings that cfscrub sets itself and that `-X` may not change, with
 /// the option to use instead.
@@ -20,6 +20,24 @@ const RESERVED: &[(&str, &str)] = &[
 
 /// Maximum length of a topic name, as the broker checks it.
 const MAX_TOPIC_LEN: usize = 249;
+
+/// An invalid option or `-X` setting. It never contains a setting's
+/// value, which may be a secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The option, and the setting's name for `-X`.
+    pub option: String,
+    /// The problem with it.
+    pub detail: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {}", self.option, self.detail)
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// The client, or clients, that a `-X` setting applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +61,8 @@ pub struct Property {
     pub value: String,
 }
 
-impl std::fmt::Debug for Property {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Property {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The value stays out of debug output: it may be a password.
         f.debug_struct("Property")
             .field("scope", &self.scope)
@@ -57,9 +75,9 @@ impl Property {
     /// Parses `KEY=VALUE`, `consumer.KEY=VALUE` or `producer.KEY=VALUE`.
     ///
     /// Errors name the key but never the value, which may be a secret.
-    pub fn parse(text: &str) -> Result<Property, Error> {
+    pub fn parse(text: &str) -> Result<Property, ConfigError> {
         let Some((name, value)) = text.split_once('=') else {
-            return Err(Error::Config {
+            return Err(ConfigError {
                 option: "-X".to_owned(),
                 detail: "expected KEY=VALUE, such as \
                          -X compression.type=zstd"
@@ -74,13 +92,13 @@ impl Property {
             (Scope::Both, name)
         };
         if key.is_empty() {
-            return Err(Error::Config {
+            return Err(ConfigError {
                 option: format!("-X {name}"),
                 detail: "the setting name is empty".to_owned(),
             });
         }
         if let Some((_, instead)) = RESERVED.iter().find(|(k, _)| *k == key) {
-            return Err(Error::Config {
+            return Err(ConfigError {
                 option: format!("-X {name}"),
                 detail: format!("cfscrub sets {key} itself; use {instead}"),
             });
@@ -125,9 +143,11 @@ impl OutputTemplate {
     ///
     /// The text around `{topic}` may contain only the characters of a
     /// topic name: ASCII letters, digits, `.`, `_` and `-`.
-    pub fn parse(template: &str) -> Result<OutputTemplate, Error> {
-        let invalid = |detail: String| Error::Config {
-            option: format!("--output-topic {template}"),
+    pub fn parse(template: &str) -> Result<OutputTemplate, ConfigError> {
+        let invalid = |detail: String| ConfigError {
+            // Quoted, so that a line break or a control character in the
+            // name cannot split or garble the one-line message.
+            option: format!("--output-topic {template:?}"),
             detail,
         };
         let literal = template.replace("{topic}", "");
@@ -160,8 +180,8 @@ impl OutputTemplate {
     }
 }
 
-impl std::fmt::Display for OutputTemplate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for OutputTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.template)
     }
 }
@@ -212,8 +232,8 @@ impl Settings {
     }
 
     /// Checks the combination of settings that clap cannot check.
-    pub fn validate(&self) -> Result<(), Error> {
-        let config = |option: &str, detail: String| Error::Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let config = |option: &str, detail: String| ConfigError {
             option: option.to_owned(),
             detail,
         };
@@ -223,7 +243,7 @@ impl Settings {
         for input in self.named_inputs() {
             if input.is_empty() || !input.chars().all(is_topic_char) {
                 return Err(config(
-                    &format!("--input-topic {input}"),
+                    &format!("--input-topic {input:?}"),
                     "not a valid topic name; start a regular expression \
                      with ^"
                         .to_owned(),
@@ -259,7 +279,10 @@ impl Settings {
         }
         Ok(())
     }
+}
 
+#[cfg(feature = "kafka")]
+impl Settings {
     /// Returns the consumer's librdkafka configuration.
     pub fn consumer_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
@@ -406,6 +429,21 @@ mod tests {
     }
 
     #[test]
+    fn topic_name_errors_are_one_line() {
+        for name in ["a\nb", "a\r\nb", "\n", "x\u{1b}[2Jy"] {
+            let error = OutputTemplate::parse(name).unwrap_err().to_string();
+            assert!(!error.contains(['\n', '\r', '\u{1b}']), "{error:?}");
+            assert!(error.contains(&format!("{name:?}")), "{error:?}");
+
+            let mut settings = settings();
+            settings.inputs = vec![name.to_owned()];
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(!error.contains(['\n', '\r', '\u{1b}']), "{error:?}");
+            assert!(error.contains(&format!("{name:?}")), "{error:?}");
+        }
+    }
+
+    #[test]
     fn output_equal_to_input_rejected() {
         let mut settings = settings();
         settings.output = OutputTemplate::parse("logs").unwrap();
@@ -413,6 +451,7 @@ mod tests {
         assert!(error.contains("read its own output"), "{error}");
     }
 
+    #[cfg(feature = "kafka")]
     #[test]
     fn commits_stay_with_cfscrub() {
         let mut settings = settings();
@@ -430,6 +469,7 @@ mod tests {
         assert_eq!(producer.get("transactional.id"), None);
     }
 
+    #[cfg(feature = "kafka")]
     #[test]
     fn scoped_property_reaches_one_client() {
         let mut settings = settings();
@@ -438,6 +478,7 @@ mod tests {
         assert_eq!(settings.consumer_config().get("acks"), None);
     }
 
+    #[cfg(feature = "kafka")]
     #[test]
     fn exactly_once_sets_transactional_id() {
         let mut settings = settings();

@@ -124,11 +124,20 @@ impl Checkpoint {
                 });
             }
         };
+        Checkpoint::parse(&text, path).map(Some)
+    }
+
+    /// Parses the contents of a checkpoint file; `path` only names the
+    /// file in errors.
+    pub fn parse(
+        text: &[u8],
+        path: &Path,
+    ) -> Result<Checkpoint, CheckpointError> {
         let invalid = |detail: String| CheckpointError::Invalid {
             path: path.to_owned(),
             detail,
         };
-        let checkpoint: Checkpoint = serde_json::from_slice(&text)
+        let checkpoint: Checkpoint = serde_json::from_slice(text)
             .map_err(|e| invalid(e.to_string()))?;
         if checkpoint.version != FORMAT_VERSION {
             return Err(invalid(format!(
@@ -136,7 +145,7 @@ impl Checkpoint {
                 checkpoint.version
             )));
         }
-        Ok(Some(checkpoint))
+        Ok(checkpoint)
     }
 
     /// Checks that a checkpoint can be written at `path`, by creating and

@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc::Sender;
 
@@ -109,16 +110,44 @@ impl Pattern {
         let Some(glob) = &self.glob else {
             return vec![PathBuf::from(&self.text)];
         };
-        let options = glob::MatchOptions {
-            require_literal_leading_dot: true,
-            ..glob::MatchOptions::new()
-        };
-        let Ok(paths) = glob::glob_with(glob.as_str(), options) else {
+        // glob 0.3.4 panics on a name that is not UTF-8 in a listed
+        // directory when require_literal_leading_dot is set, so hidden
+        // names are left out by `is_hidden_match` instead. Names that are
+        // not UTF-8 never match.
+        let Ok(paths) =
+            glob::glob_with(glob.as_str(), glob::MatchOptions::new())
+        else {
             return Vec::new();
         };
         // Entries that vanish or cannot be read between the listing and
         // the check are left for the next look.
-        paths.filter_map(Result::ok).filter(|path| path.is_file()).collect()
+        paths
+            .filter_map(Result::ok)
+            .filter(|path| !self.is_hidden_match(path) && path.is_file())
+            .collect()
+    }
+
+    /// Reports whether a wildcard matched a name that starts with `.`
+    /// below the base directory: a pattern matches a hidden file or
+    /// directory only where its own component starts with `.`.
+    ///
+    /// NOTE: components are paired by position, so below a `**` a hidden
+    /// name is left out even where a later pattern component starts with
+    /// `.`.
+    fn is_hidden_match(&self, path: &Path) -> bool {
+        let Ok(below) = path.strip_prefix(&self.base) else {
+            return false;
+        };
+        let pattern = Path::new(&self.text);
+        let pattern_below =
+            pattern.strip_prefix(&self.base).unwrap_or(pattern);
+        let mut pattern_parts = pattern_below.components();
+        below.components().any(|component| {
+            let literal_dot = pattern_parts.next().is_some_and(|part| {
+                part.as_os_str().as_bytes().starts_with(b".")
+            });
+            component.as_os_str().as_bytes().starts_with(b".") && !literal_dot
+        })
     }
 }
 
@@ -256,6 +285,32 @@ mod tests {
         assert_eq!(pattern.watch_dir(), Path::new("/var/log/app"));
         let nested = Pattern::parse("/var/log/*/app.log").unwrap();
         assert_eq!(nested.watch_dir(), Path::new("/var/log"));
+    }
+
+    #[test]
+    fn glob_skips_names_not_utf8() {
+        use std::ffi::OsStr;
+
+        let dir = std::env::temp_dir()
+            .join(format!("cfscrub-glob-utf8-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join(OsStr::from_bytes(b"sub\xff")))
+            .unwrap();
+        for name in [&b"a.log"[..], b"\xff.log", b".hidden.log"] {
+            std::fs::write(dir.join(OsStr::from_bytes(name)), b"x\n").unwrap();
+        }
+        std::fs::write(dir.join(OsStr::from_bytes(b"sub\xff/b.log")), b"")
+            .unwrap();
+
+        let text = format!("{}/*.log", dir.display());
+        let files = Pattern::parse(&text).unwrap().expand();
+        assert_eq!(files, [dir.join("a.log")]);
+        let nested = format!("{}/*/*.log", dir.display());
+        assert!(Pattern::parse(&nested).unwrap().expand().is_empty());
+        let hidden = format!("{}/.*.log", dir.display());
+        let files = Pattern::parse(&hidden).unwrap().expand();
+        assert_eq!(files, [dir.join(".hidden.log")]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
