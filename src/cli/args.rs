@@ -124,8 +124,10 @@ pub struct FilterArgs {
 /// metrics are kept.
 #[derive(Debug, Args)]
 pub struct MetricsArgs {
-    /// Serves /metrics, /healthz and /readyz over HTTP on ADDR: a PORT
-    /// alone listens on 127.0.0.1, and 0.0.0.0:PORT on every interface.
+    /// Serves /metrics, /healthz and /readyz over HTTP on ADDR, which is
+    /// IP:PORT or a PORT alone for 127.0.0.1:PORT. 0.0.0.0:PORT listens on
+    /// every interface, and port 0 on a free port that the system picks
+    /// and the info log names.
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     pub metrics_listen: Option<SocketAddr>,
 
@@ -203,7 +205,8 @@ pub struct FollowArgs {
         long,
         default_value = "1",
         value_name = "SECONDS",
-        value_parser = parse_interval
+        value_parser = parse_interval,
+        requires = "checkpoint"
     )]
     pub checkpoint_interval: Duration,
 
@@ -254,7 +257,7 @@ pub struct EngineArgs {
     pub style: Style,
 
     /// Lowest level that is redacted; weaker findings are reported but
-    /// left in place. Levels are listed in --help.
+    /// left in place. `cfscrub --help` lists the levels.
     #[arg(
         long,
         default_value = "checksum_invalid",
@@ -263,8 +266,8 @@ pub struct EngineArgs {
     )]
     pub min_level: Level,
 
-    /// Comma-separated kinds to detect (default: all). Kinds are listed in
-    /// --help.
+    /// Comma-separated kinds to detect (default: all). `cfscrub --help`
+    /// lists the kinds.
     #[arg(
         long,
         value_name = "KIND,...",
@@ -355,8 +358,9 @@ fn parse_listen(value: &str) -> Result<SocketAddr, String> {
         }
     }
     value.parse().map_err(|_| {
-        "expected PORT or IP:PORT, such as 9898, 127.0.0.1:9898 or \
-         [::1]:9898 (0.0.0.0:PORT listens on every interface)"
+        "expected PORT or IP:PORT with a port from 0 to 65535, such as \
+         9898, 127.0.0.1:9898 or [::1]:9898 (0.0.0.0:PORT listens on \
+         every interface)"
             .to_owned()
     })
 }
