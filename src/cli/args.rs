@@ -29,7 +29,8 @@ Levels, weakest first:
   checksum_valid     the CRC-32 matches: a confirmed credential
 
 Exit status: 0 on success, 1 when something was redacted and
---fail-on-find is set, 2 on a usage error or a failed read or write.";
+--fail-on-find is set, 2 on a usage error or a failed read or write, 101
+after an internal error (a panic), whose message is not printed.";
 
 /// Finds Cloudflare API credentials in log streams and redacts them.
 ///
@@ -299,7 +300,8 @@ impl EngineArgs {
             .kinds(kinds)
             .style(self.style)
             .min_level(self.min_level)
-            .window(self.context_window);
+            .window(self.context_window)
+            .panic_on_finding(super::panic::test_panic_requested());
         for keyword in &self.keywords {
             builder.keyword(keyword.as_bytes());
         }
