@@ -227,6 +227,33 @@ pub struct FollowArgs {
     #[arg(long, conflicts_with = "metrics_listen")]
     pub no_metrics: bool,
 
+    /// Writes the metrics in the Prometheus text format to PATH at start,
+    /// every --metrics-textfile-interval and at exit, replacing the file
+    /// atomically, for node_exporter's textfile collector.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_textfile: Option<PathBuf>,
+
+    /// Seconds between rewrites of --metrics-textfile; fractions allowed.
+    #[arg(
+        long,
+        default_value = "5",
+        value_name = "SECONDS",
+        value_parser = parse_interval,
+        requires = "metrics_textfile"
+    )]
+    pub metrics_textfile_interval: Duration,
+
+    /// Writes one JSON object per finding to PATH (`-` for stderr), with
+    /// the followed file as source and the offset in that file, never the
+    /// credential.
+    #[arg(long, value_name = "PATH")]
+    pub findings: Option<String>,
+
+    /// Base of the `doc_url` field of each finding: where the
+    /// leaked-credential runbook is. `#` and the kind id are appended.
+    #[arg(long, default_value = DEFAULT_RUNBOOK_URL, value_name = "URL")]
+    pub runbook_url: String,
+
     #[command(flatten)]
     pub engine: EngineArgs,
 }
