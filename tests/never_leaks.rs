@@ -398,6 +398,13 @@ impl Drop for Run {
     }
 }
 
+/// Checks that the run logged at debug level or finer, so the audit
+/// searched verbose logs and not an empty stderr.
+fn check_verbose_log(out: &Path, mode: &str) {
+    let stderr = std::fs::read_to_string(out.join("stderr")).unwrap();
+    assert!(stderr.contains(" DEBUG "), "{mode}: no debug line on stderr");
+}
+
 /// Scrapes /metrics, /healthz and /readyz, adds the responses to
 /// `written` and returns the metrics text.
 fn scrape(addr: SocketAddr, written: &mut Written, when: &str) -> String {
@@ -484,6 +491,7 @@ fn audit_filter(file_first: bool) {
     let files = written.add_dir(&out);
     assert_eq!(files, FILTER_FILES, "{mode}: files left in its directory");
     written.assert_no_leak(&Search::new(&plants), mode);
+    check_verbose_log(&out, mode);
 
     let expected = expected_counts(&plants, 1);
     check_metrics(&metrics, &expected, &format!("{mode}: /metrics"));
@@ -568,6 +576,7 @@ fn audit_follow() {
     ];
     assert_eq!(files, expected_files, "{mode}: files left in its directory");
     written.assert_no_leak(&Search::new(&plants), mode);
+    check_verbose_log(&out, mode);
 
     let expected = expected_counts(&plants, 1);
     check_metrics(&metrics, &expected, "follow: /metrics");
@@ -645,6 +654,9 @@ fn audit_kafka(broker: &str, exactly_once: bool) {
     let more = [
         "--redact-keys",
         "--redact-headers",
+        // librdkafka's own debug logs reach stderr at trace level too.
+        "-X",
+        "debug=all",
         "--commit-interval",
         "0.2",
         "--findings",
@@ -696,6 +708,9 @@ fn audit_kafka(broker: &str, exactly_once: bool) {
     let files = written.add_dir(&out);
     assert_eq!(files, FILTER_FILES, "{mode}: files left in its directory");
     written.assert_no_leak(&Search::new(&plants), mode);
+    check_verbose_log(&out, mode);
+    let stderr = std::fs::read_to_string(out.join("stderr")).unwrap();
+    assert!(stderr.contains("librdkafka"), "{mode}: no librdkafka log line");
 
     let expected = expected_counts(&plants, 3);
     check_metrics(&metrics, &expected, &format!("{mode}: /metrics"));
