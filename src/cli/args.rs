@@ -72,7 +72,7 @@ pub enum Command {
     /// Rotation by rename, by copy and truncate, and by delete and
     /// recreate is followed. SIGTERM or SIGINT writes the checkpoint and
     /// exits with status 0.
-    Follow(FollowArgs),
+    Follow(Box<FollowArgs>),
 
     /// Consumes Kafka topics as a member of a consumer group and produces
     /// each record, redacted, to an output topic.

@@ -1,7 +1,7 @@
 //! The panic hook: one fixed line on stderr, never the panic's message.
 //!
 //! A panic message can quote the bytes being scanned (an `expect` on a
-//! parsed slice, the `Debug` of a buffer), and those bytes can hold a
+//! parsed slice, the `Debug` of a buffer), and those bytes can contain a
 //! credential. The hook replaces Rust's default one, so neither the
 //! message nor a backtrace (`RUST_BACKTRACE=1`) is printed. It exits the
 //! process at once, also from a thread other than the main one, whose
@@ -12,7 +12,8 @@ use std::io::Write;
 use std::panic::PanicHookInfo;
 use std::sync::OnceLock;
 
-/// Exit status after a panic: the one Rust's default hook leads to.
+/// Exit status after a panic: 101, as with Rust's default hook when the
+/// main thread panics.
 pub const EXIT_PANIC: u8 = 101;
 
 /// Environment variable that makes the scanner panic at its first
@@ -43,7 +44,7 @@ fn report_and_exit(info: &PanicHookInfo<'_>) {
         None => "an unknown location".to_owned(),
     };
     // A failed write cannot be reported anywhere, and the exit status
-    // still tells that cfscrub failed.
+    // still shows that cfscrub failed.
     let _ = writeln!(
         std::io::stderr(),
         "cfscrub: internal error: thread {name} panicked at {location}; \
