@@ -29,7 +29,8 @@ Levels, weakest first:
   checksum_valid     the CRC-32 matches: a confirmed credential
 
 Exit status: 0 on success, 1 when something was redacted and
---fail-on-find is set, 2 on a usage error or a failed read or write.";
+--fail-on-find is set, 2 on a usage error or a failed read or write, 101
+after an internal error (a panic), whose message is not printed.";
 
 /// Finds Cloudflare API credentials in log streams and redacts them.
 ///
@@ -72,7 +73,7 @@ pub enum Command {
     /// rename, by copy and truncate, and by delete and recreate is
     /// followed. SIGTERM or SIGINT writes the checkpoint and exits with
     /// status 0. SIGHUP reopens --output, for logrotate.
-    Follow(FollowArgs),
+    Follow(Box<FollowArgs>),
 
     /// Consumes Kafka topics as a member of a consumer group and produces
     /// each record, redacted, to an output topic.
@@ -244,6 +245,33 @@ pub struct FollowArgs {
     #[arg(long, conflicts_with = "metrics_listen")]
     pub no_metrics: bool,
 
+    /// Writes the metrics in the Prometheus text format to PATH at start,
+    /// every --metrics-textfile-interval and at exit, replacing the file
+    /// atomically, for node_exporter's textfile collector.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_textfile: Option<PathBuf>,
+
+    /// Seconds between rewrites of --metrics-textfile; fractions allowed.
+    #[arg(
+        long,
+        default_value = "5",
+        value_name = "SECONDS",
+        value_parser = parse_interval,
+        requires = "metrics_textfile"
+    )]
+    pub metrics_textfile_interval: Duration,
+
+    /// Writes one JSON object per finding to PATH (`-` for stderr), with
+    /// the followed file as source and the offset in that file, never the
+    /// credential.
+    #[arg(long, value_name = "PATH")]
+    pub findings: Option<String>,
+
+    /// Base of the `doc_url` field of each finding: where the
+    /// leaked-credential runbook is. `#` and the kind id are appended.
+    #[arg(long, default_value = DEFAULT_RUNBOOK_URL, value_name = "URL")]
+    pub runbook_url: String,
+
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -317,7 +345,8 @@ impl EngineArgs {
             .kinds(kinds)
             .style(self.style)
             .min_level(self.min_level)
-            .window(self.context_window);
+            .window(self.context_window)
+            .panic_on_finding(super::panic::test_panic_requested());
         for keyword in &self.keywords {
             builder.keyword(keyword.as_bytes());
         }

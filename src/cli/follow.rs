@@ -13,7 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::args::FollowArgs;
 use crate::observe::server::listen_error;
-use crate::observe::{Metrics, serve};
+use crate::observe::{FindingsWriter, Metrics, TextfileWriter, serve};
 use crate::source::follow::output::Output;
 use crate::source::follow::watch::{Pattern, Wake};
 use crate::source::follow::{FollowConfig, Follower, touch_rotation_labels};
@@ -33,6 +33,15 @@ pub(super) fn run(args: &FollowArgs) -> anyhow::Result<ExitCode> {
         })?,
         None => Output::stdout().context("cannot open stdout")?,
     };
+    let findings = match &args.findings {
+        Some(path) => {
+            let mut writer = FindingsWriter::create(path)
+                .with_context(|| format!("cannot open --findings {path}"))?;
+            writer.set_runbook_url(&args.runbook_url);
+            Some(writer)
+        }
+        None => None,
+    };
     let metrics = Metrics::new().context("cannot create the metrics")?;
     touch_rotation_labels(&metrics);
 
@@ -51,6 +60,17 @@ pub(super) fn run(args: &FollowArgs) -> anyhow::Result<ExitCode> {
     if !args.no_metrics {
         serve_metrics(&runtime, args, &metrics)?;
     }
+    let textfile = match &args.metrics_textfile {
+        Some(path) => Some(
+            TextfileWriter::start(
+                path.clone(),
+                metrics.clone(),
+                args.metrics_textfile_interval,
+            )
+            .context("--metrics-textfile")?,
+        ),
+        None => None,
+    };
 
     let config = FollowConfig {
         patterns,
@@ -62,15 +82,21 @@ pub(super) fn run(args: &FollowArgs) -> anyhow::Result<ExitCode> {
         poll_only: args.poll,
         reopen_output,
     };
-    let follower =
+    let mut follower =
         Follower::new(config, scanner, metrics, output, wake_sender, wake);
+    if let Some(findings) = findings {
+        follower.report_findings(findings);
+    }
     let result = follower.run();
     runtime.shutdown_background();
+    // The last write of the text file comes after the follower's last
+    // publish, so the file ends with the final counts.
+    let written = textfile.map_or(Ok(()), TextfileWriter::finish);
     match result {
-        Ok(()) => Ok(ExitCode::SUCCESS),
+        Ok(()) => written.map(|()| ExitCode::SUCCESS),
         Err(error) if error.is_closed_pipe() => {
             tracing::debug!("stdout closed, stopping");
-            Ok(ExitCode::SUCCESS)
+            written.map(|()| ExitCode::SUCCESS)
         }
         Err(error) => Err(error.into()),
     }

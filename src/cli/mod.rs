@@ -6,6 +6,7 @@ mod export;
 mod filter;
 mod follow;
 mod kafka;
+mod panic;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,7 @@ pub use args::{
     Cli, Command, EngineArgs, FilterArgs, FollowArgs, MetricsArgs,
 };
 pub use kafka::KafkaArgs;
+pub use panic::{EXIT_PANIC, TEST_PANIC_VARIABLE};
 
 /// Exit status when something was redacted and `--fail-on-find` is set.
 pub const EXIT_FOUND: u8 = 1;
@@ -23,6 +25,7 @@ pub const EXIT_ERROR: u8 = 2;
 
 /// Runs cfscrub with the process's arguments and returns its exit status.
 pub fn main() -> ExitCode {
+    panic::install();
     let cli = Cli::parse();
     init_logging(&cli.log_level);
     let result = match cli.command {

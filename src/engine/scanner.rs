@@ -83,6 +83,7 @@ pub struct ScannerBuilder {
     style: Style,
     min_level: Level,
     window: usize,
+    panic_on_finding: bool,
 }
 
 impl Default for ScannerBuilder {
@@ -96,6 +97,7 @@ impl Default for ScannerBuilder {
             style: Style::default(),
             min_level: Level::ChecksumInvalid,
             window: DEFAULT_WINDOW,
+            panic_on_finding: false,
         }
     }
 }
@@ -133,6 +135,17 @@ impl ScannerBuilder {
         self
     }
 
+    /// Makes every redactor of the scanner panic at its first finding,
+    /// with a message that quotes the bytes being scanned.
+    ///
+    /// Test-only: the tests of the binary's panic hook use it to prove
+    /// that a panic never prints input bytes. Nothing else should set it.
+    #[doc(hidden)]
+    pub fn panic_on_finding(&mut self, yes: bool) -> &mut ScannerBuilder {
+        self.panic_on_finding = yes;
+        self
+    }
+
     /// Compiles the scanner.
     pub fn build(&self) -> Result<Scanner, BuildError> {
         for keyword in &self.keywords {
@@ -161,6 +174,7 @@ impl ScannerBuilder {
             min_level: self.min_level,
             window: self.window,
             max_hold,
+            panic_on_finding: self.panic_on_finding,
         })
     }
 }
@@ -175,6 +189,8 @@ pub struct Scanner {
     pub(crate) window: usize,
     /// Upper bound on the bytes a redactor holds back between chunks.
     pub(crate) max_hold: usize,
+    /// Test-only: see [`ScannerBuilder::panic_on_finding`].
+    pub(crate) panic_on_finding: bool,
 }
 
 impl fmt::Debug for Scanner {

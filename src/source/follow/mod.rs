@@ -34,11 +34,11 @@ use std::time::{Duration, Instant};
 use checkpoint::{Checkpoint, CheckpointError};
 use file::{FileId, OpenFile, Rotation, identity_at};
 use output::Output;
-use stream::Stream;
+use stream::{FileFinding, Stream};
 use watch::{DirWatcher, Pattern, Wake};
 
 use crate::engine::Scanner;
-use crate::observe::{Metrics, Stage};
+use crate::observe::{FindingRecord, FindingsWriter, Metrics, Stage};
 
 /// Bytes asked for by each read.
 const READ_SIZE: usize = 256 * 1024;
@@ -74,6 +74,8 @@ pub enum FollowError {
     Output { name: String, source: io::Error },
     /// Reading or writing the checkpoint failed.
     Checkpoint(CheckpointError),
+    /// Writing the findings failed.
+    Findings { name: String, source: io::Error },
 }
 
 impl fmt::Display for FollowError {
@@ -83,6 +85,9 @@ impl fmt::Display for FollowError {
                 write!(f, "write to {name} failed: {source}")
             }
             FollowError::Checkpoint(error) => error.fmt(f),
+            FollowError::Findings { name, source } => {
+                write!(f, "write to findings {name} failed: {source}")
+            }
         }
     }
 }
@@ -90,7 +95,8 @@ impl fmt::Display for FollowError {
 impl std::error::Error for FollowError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            FollowError::Output { source, .. } => Some(source),
+            FollowError::Output { source, .. }
+            | FollowError::Findings { source, .. } => Some(source),
             // The message is the checkpoint error's own.
             FollowError::Checkpoint(error) => error.source(),
         }
@@ -129,6 +135,7 @@ pub struct Follower {
     buf: Vec<u8>,
     last_checkpoint: Instant,
     saved: Option<Checkpoint>,
+    findings: Option<FindingsWriter>,
 }
 
 impl Follower {
@@ -158,7 +165,14 @@ impl Follower {
             buf: vec![0; READ_SIZE],
             last_checkpoint: Instant::now(),
             saved: None,
+            findings: None,
         }
+    }
+
+    /// Writes each finding to `writer`, with the followed file as its
+    /// source and the offset in that file.
+    pub fn report_findings(&mut self, writer: FindingsWriter) {
+        self.findings = Some(writer);
     }
 
     /// Follows until [`Wake::Stop`] arrives, then writes the checkpoint,
@@ -256,6 +270,7 @@ impl Follower {
             }
         }
         let mut more = false;
+        let mut found = Vec::new();
         let idle = self.config.poll_interval;
         for stream in self.streams.values_mut() {
             let result = stream.read(&mut self.buf, self.output.batch(), idle);
@@ -283,11 +298,13 @@ impl Follower {
                     }
                 }
             }
+            stream.take_findings(&mut found);
         }
         self.output.flush().map_err(|source| {
             self.metrics.error(Stage::Write);
             FollowError::Output { name: self.output.name.clone(), source }
         })?;
+        self.write_findings(&found)?;
         // The gauge first, so that a scrape that sees this round's lines
         // sees its open files too.
         self.update_file_gauge();
@@ -429,14 +446,60 @@ impl Follower {
         if self.config.checkpoint.is_some() {
             return self.save_checkpoint(true);
         }
+        let mut found = Vec::new();
         for stream in self.streams.values_mut() {
             stream.finish(self.output.batch());
+            stream.take_findings(&mut found);
             stream.publish(&self.metrics);
         }
         self.output.flush().map_err(|source| FollowError::Output {
             name: self.output.name.clone(),
             source,
+        })?;
+        self.write_findings(&found)
+    }
+
+    /// Writes `found` to the findings, if they are on, and flushes them.
+    fn write_findings(
+        &mut self,
+        found: &[FileFinding],
+    ) -> Result<(), FollowError> {
+        let Some(writer) = &mut self.findings else {
+            return Ok(());
+        };
+        if found.is_empty() {
+            return Ok(());
+        }
+        let written = found
+            .iter()
+            .try_for_each(|found| {
+                let source = found.path.display().to_string();
+                writer.write(&file_record(found, &source))
+            })
+            .and_then(|()| writer.flush());
+        written.map_err(|source| {
+            self.metrics.error(Stage::Findings);
+            FollowError::Findings { name: writer.name.clone(), source }
         })
+    }
+}
+
+/// Returns the findings line of `found`.
+///
+/// NOTE: follow findings have no line number, because a path's lines are
+/// counted across its rotated files, not per file.
+fn file_record<'a>(found: &FileFinding, source: &'a str) -> FindingRecord<'a> {
+    let finding = &found.finding;
+    FindingRecord {
+        kind: finding.kind.id(),
+        level: finding.level.id(),
+        offset: finding.offset,
+        length: finding.len,
+        source,
+        source_offset: found.file_offset,
+        line: None,
+        fingerprint: finding.fingerprint.to_string(),
+        redacted: finding.redacted,
     }
 }
 

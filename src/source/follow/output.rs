@@ -9,7 +9,7 @@ use std::sync::Arc;
 use memchr::{memchr_iter, memrchr};
 
 use super::file::FileId;
-use crate::engine::{Redactor, Scanner, Stats};
+use crate::engine::{Finding, Redactor, Scanner, Sink, Stats};
 use crate::observe::{Metrics, SourceType};
 use crate::source::open_stdout;
 
@@ -124,6 +124,8 @@ pub struct LineFeeder {
     lines_read: u64,
     lines_written: u64,
     published: Published,
+    /// Findings not yet taken by [`LineFeeder::take_findings`].
+    findings: Vec<Finding>,
 }
 
 /// The totals last added to the metrics.
@@ -146,7 +148,22 @@ impl LineFeeder {
             lines_read: 0,
             lines_written: 0,
             published: Published::default(),
+            findings: Vec::new(),
         }
+    }
+
+    /// Moves the findings since the last call to `into`. Their offsets
+    /// count the bytes of the path's stream.
+    pub fn take_findings(&mut self, into: &mut Vec<Finding>) {
+        into.append(&mut self.findings);
+    }
+
+    /// Redacts `bytes`, adding the output to `self.out` and keeping the
+    /// findings.
+    fn push(&mut self, bytes: &[u8]) {
+        let mut sink =
+            KeepFindings { out: &mut self.out, findings: &mut self.findings };
+        let Ok(()) = self.redactor.push(bytes, &mut sink);
     }
 
     /// Returns the number of bytes fed so far: the stream offset of the
@@ -169,17 +186,21 @@ impl LineFeeder {
         let Some(newline) = memrchr(b'\n', chunk) else {
             self.line.extend_from_slice(chunk);
             if self.line.len() >= LONG_LINE {
-                self.redactor.push_to_vec(&self.line, &mut self.out);
+                let line = std::mem::take(&mut self.line);
+                self.push(&line);
+                self.line = line;
                 self.line.clear();
                 self.release_settled(output);
             }
             return;
         };
         if !self.line.is_empty() {
-            self.redactor.push_to_vec(&self.line, &mut self.out);
+            let line = std::mem::take(&mut self.line);
+            self.push(&line);
+            self.line = line;
             self.line.clear();
         }
-        self.redactor.push_to_vec(&chunk[..=newline], &mut self.out);
+        self.push(&chunk[..=newline]);
         self.line.extend_from_slice(&chunk[newline + 1..]);
         self.release_lines(output);
     }
@@ -188,10 +209,12 @@ impl LineFeeder {
     /// it to `output`, without a newline.
     pub fn finish(&mut self, output: &mut Vec<u8>) {
         if !self.line.is_empty() {
-            self.redactor.push_to_vec(&self.line, &mut self.out);
-            self.line.clear();
+            let line = std::mem::take(&mut self.line);
+            self.push(&line);
         }
-        self.redactor.finish_to_vec(&mut self.out);
+        let mut sink =
+            KeepFindings { out: &mut self.out, findings: &mut self.findings };
+        let Ok(()) = self.redactor.finish(&mut sink);
         self.release_settled(output);
     }
 
@@ -245,6 +268,26 @@ impl LineFeeder {
             lines_read: self.lines_read,
             lines_written: self.lines_written,
         };
+    }
+}
+
+/// A sink that appends the output to a vector and keeps the findings.
+struct KeepFindings<'a> {
+    out: &'a mut Vec<u8>,
+    findings: &'a mut Vec<Finding>,
+}
+
+impl Sink for KeepFindings<'_> {
+    type Error = std::convert::Infallible;
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.out.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finding(&mut self, finding: &Finding) -> Result<(), Self::Error> {
+        self.findings.push(*finding);
+        Ok(())
     }
 }
 

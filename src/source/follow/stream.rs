@@ -19,7 +19,7 @@ use memchr::memrchr;
 use super::checkpoint::Entry;
 use super::file::{FileId, Fingerprint, OpenFile, Rotation, TAIL_LEN};
 use super::output::LineFeeder;
-use crate::engine::Scanner;
+use crate::engine::{Finding, Scanner};
 
 /// Bytes read from one path in one round, so that a busy file does not
 /// starve the others.
@@ -45,6 +45,8 @@ pub struct Stream {
     /// Whether a file was ever opened for this path, so that the next one
     /// counts as recreated.
     pub ever_opened: bool,
+    /// Findings not yet taken by [`Stream::take_findings`].
+    findings: Vec<FileFinding>,
     /// The input before the start of the unfinished line, for the
     /// fingerprint of a checkpoint offset.
     line_tail: LineTail,
@@ -106,6 +108,17 @@ struct Segment {
     file_start: u64,
 }
 
+/// A finding, with the file it is in and its offset there.
+#[derive(Clone, Debug)]
+pub struct FileFinding {
+    /// The path the file was read by.
+    pub path: PathBuf,
+    /// Offset of the credential's first byte in that file.
+    pub file_offset: u64,
+    /// The finding; its offset counts the bytes of the path's stream.
+    pub finding: Finding,
+}
+
 /// The outcome of one round of reading a stream.
 #[derive(Debug, Default)]
 pub struct Round {
@@ -133,6 +146,7 @@ impl Stream {
             segments: Vec::new(),
             open_failed: false,
             ever_opened: false,
+            findings: Vec::new(),
             line_tail: LineTail::default(),
         }
     }
@@ -225,6 +239,9 @@ impl Stream {
                 self.line_tail.note(self.feeder.fed(), chunk);
                 self.feeder.feed(chunk, output);
             })?;
+            // Before the segments change, which the findings' file
+            // offsets come from.
+            self.locate_findings();
             if !at_end {
                 round.more = true;
                 self.prune_segments();
@@ -249,6 +266,7 @@ impl Stream {
                     self.line_tail.note(self.feeder.fed(), chunk);
                     self.feeder.feed(chunk, output);
                 })?;
+                self.locate_findings();
             }
             let done = self.advance().expect("front exists");
             tracing::info!(
@@ -263,6 +281,41 @@ impl Stream {
     /// Ends the stream, adding its unfinished last line to `output`.
     pub fn finish(&mut self, output: &mut Vec<u8>) {
         self.feeder.finish(output);
+        self.locate_findings();
+    }
+
+    /// Moves the findings in the bytes read so far to `into`. They are
+    /// kept across a failed read, so none is lost.
+    pub fn take_findings(&mut self, into: &mut Vec<FileFinding>) {
+        into.append(&mut self.findings);
+    }
+
+    /// Moves the feeder's findings to `self.findings`, each with the file
+    /// it was read from and its offset there.
+    fn locate_findings(&mut self) {
+        let mut found = Vec::new();
+        self.feeder.take_findings(&mut found);
+        for finding in found {
+            let segment = self
+                .segments
+                .iter()
+                .rfind(|segment| segment.stream_start <= finding.offset);
+            let located = match segment {
+                Some(segment) => FileFinding {
+                    path: segment.path.clone(),
+                    file_offset: segment.file_start + finding.offset
+                        - segment.stream_start,
+                    finding,
+                },
+                // Not expected: every byte fed was read from a segment.
+                None => FileFinding {
+                    path: self.path.clone(),
+                    file_offset: finding.offset,
+                    finding,
+                },
+            };
+            self.findings.push(located);
+        }
     }
 
     /// Adds what was counted since the last call to `metrics`.
