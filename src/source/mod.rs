@@ -3,5 +3,9 @@
 
 pub mod follow;
 mod stdio;
+mod stop;
 
-pub use stdio::{BatchWriter, ChunkWriter, Input, open_stdin, open_stdout};
+pub use stdio::{
+    BatchWriter, ChunkWriter, Input, describe, open_stdin, open_stdout,
+};
+pub use stop::StopSignal;
