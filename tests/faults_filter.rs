@@ -166,8 +166,8 @@ fn assert_no_planted(
     );
 }
 
-/// Reads `stdout` to its end on a thread. The returned counter holds the
-/// bytes read so far; the receiver gets the whole output at the end.
+/// Reads `stdout` to its end on a thread. The returned counter is the
+/// number of bytes read so far, and the receiver gets the whole output.
 fn collect_output(
     mut stdout: impl Read + Send + 'static,
 ) -> (Arc<AtomicUsize>, mpsc::Receiver<Vec<u8>>) {
@@ -224,7 +224,7 @@ fn wait_for_count(counter: &AtomicUsize, min: usize, what: &str) {
     }
 }
 
-/// One round of the random-signal test; `case` names it in failures.
+/// Runs one round of the random-signal test, named `case` in failures.
 fn signal_round(rng: &mut StdRng, round: usize, case: &str) {
     let signal = if round % 2 == 0 { libc::SIGTERM } else { libc::SIGINT };
     let dir = TestDir::new(&format!("signal-round-{round}"));

@@ -59,9 +59,8 @@ fn bytes_behind(output: &[u8], content: &[u8]) -> Option<usize> {
     (start..=end).find(|n| redacted(&content[..*n]) == output)
 }
 
-/// One round of the random-signal test: a logger appends lines, some in
-/// two writes cut inside the credential, and a signal comes at a random
-/// moment. The output must be the redaction of exactly the bytes read,
+/// Runs one round of the random-signal test: a logger appends lines, some
+/// in two writes cut anywhere, and a signal comes at a random moment. The output must be the redaction of exactly the bytes read,
 /// with the unfinished last line written out, and the status 0.
 fn signal_round(rng: &mut StdRng, round: usize, case: &str) {
     let signal = if round % 2 == 0 { libc::SIGTERM } else { libc::SIGINT };

@@ -47,7 +47,8 @@ fn empty_input_empty_output() {
 }
 
 /// Input made only of prefixes and keywords, each repeated for 4 MiB on
-/// one line and on many, holds no credential and passes through exactly.
+/// one line and on many, contains no credential and passes through
+/// exactly.
 #[test]
 fn only_prefixes_pass_through() {
     let units: [&[u8]; 9] = [
