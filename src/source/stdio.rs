@@ -99,7 +99,10 @@ impl Input {
             return Ok(None);
         }
         // Only a pipe, a terminal or a socket can leave a read waiting, so
-        // a regular file is read without the extra `poll`.
+        // a regular file is read without the extra `poll`. Through a pipe
+        // the `poll` before each 64 KiB read cost nothing measurable: 512
+        // MiB of loghub samples took 233 to 256 ms with it and 239 to 272
+        // ms without (hyperfine, 3 rounds of 8 runs, 2 shared cores).
         if !self.regular && !stop.wait_readable(&self.file)? {
             return Ok(None);
         }
