@@ -1,4 +1,4 @@
-//! Memory stays bounded on input without a newline: 256 MiB in one line,
+//! Memory stays bounded on input without a newline: 1 GiB in one line,
 //! with credentials planted across read boundaries, streams through the
 //! binary in a small peak resident set, and comes out correct.
 //!
@@ -17,14 +17,14 @@ use sha2::{Digest, Sha256};
 
 use common::{HANG_GUARD, binary, label};
 
-const STREAM_LEN: usize = 256 << 20;
-const PEAK_RSS_LIMIT_KIB: i64 = 64 << 10;
+const STREAM_LEN: usize = 1 << 30;
+const PEAK_RSS_LIMIT_KIB: i64 = 32 << 10;
 /// Size of the writes into cfscrub's stdin, which is also the capacity
 /// of a Linux pipe, so its reads tend to end at multiples of it.
 const WRITE_LEN: usize = 64 << 10;
 /// Bytes cfscrub requests in each read of a file or pipe (`READ_SIZE` in
 /// the filter).
-const READ_LEN: usize = 256 << 10;
+const READ_LEN: usize = 64 << 10;
 
 /// A credential written over the noise at `offset`.
 struct Plant {
@@ -57,9 +57,11 @@ fn noise_block() -> Vec<u8> {
 fn plants() -> Vec<Plant> {
     let mut rng = common::rng(257);
     let mut plants = Vec::new();
+    // The last ones are near the end of the stream, far past any buffer.
     let boundaries = (1..=8)
         .map(|i| i * 29 * WRITE_LEN)
-        .chain((1..=4).map(|i| i * 251 * READ_LEN));
+        .chain((1..=4).map(|i| i * 251 * READ_LEN))
+        .chain((1..=3).map(|i| i * 5003 * READ_LEN));
     for (index, boundary) in boundaries.enumerate() {
         let kind = Kind::ALL[index % Kind::ALL.len()];
         let credential = sample::credential(&mut rng, kind);

@@ -14,7 +14,7 @@ use crate::engine::{Finding, Redactor, Sink, Stats};
 use crate::observe::{
     FindingRecord, FindingsWriter, Metrics, SourceType, Stage,
 };
-use crate::source::{ChunkWriter, Input, open_stdout};
+use crate::source::{ChunkWriter, Input, StopSignal, describe, open_stdout};
 
 /// Bytes asked for by each read. A pipe returns at most what it holds, so
 /// small inputs still come out at once. On a cached 1 GiB file (corpus
@@ -28,7 +28,14 @@ const READ_SIZE: usize = 64 * 1024;
 const PIPE_SIZE: usize = 256 * 1024;
 
 /// Runs the filter and returns the exit status.
+///
+/// SIGTERM and SIGINT end the input early, but not the output: every byte
+/// read comes out, redacted, as if the input had ended there.
 pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
+    // First, so that a signal during start-up stops the filter before its
+    // first read instead of killing it.
+    let stop = StopSignal::install(EXIT_ERROR.into())
+        .context("cannot install the SIGTERM and SIGINT handlers")?;
     let scanner = args.engine.scanner()?;
     let findings = match &args.findings {
         Some(path) => {
@@ -63,8 +70,13 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
     let mut buf = vec![0u8; READ_SIZE];
     let mut result = Ok(());
     for name in &names {
-        result = filter_one(name, &mut redactor, &mut sink, &mut buf);
+        result = filter_one(name, &mut redactor, &mut sink, &mut buf, &stop);
         match result {
+            Ok(()) if stop.requested() => {
+                let signal = stop.signal_name().unwrap_or("a signal");
+                tracing::info!(signal, "stopping");
+                break;
+            }
             Ok(()) => {}
             Err(Failure::Input(error)) => {
                 eprintln!("cfscrub: {name}: {}", describe(&error));
@@ -94,6 +106,7 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
         bytes = stats.bytes_in,
         findings = stats.total_findings(),
         redactions = stats.total_redactions(),
+        stopped = stop.requested(),
         "input ended"
     );
     if let Some(exporters) = exporters {
@@ -138,13 +151,17 @@ fn report_failure(result: Result<(), Failure>, sink: &FilterSink) -> bool {
     }
 }
 
-/// Streams one input through the redactor.
+/// Streams one input through the redactor, until its end or a stop.
 fn filter_one(
     name: &str,
     redactor: &mut Redactor,
     sink: &mut FilterSink,
     buf: &mut [u8],
+    stop: &StopSignal,
 ) -> Result<(), Failure> {
+    if stop.requested() {
+        return Ok(());
+    }
     let mut input = Input::open(name).map_err(Failure::Input)?;
     input.grow_pipe(PIPE_SIZE);
     sink.sources.push(SourceMark {
@@ -159,10 +176,11 @@ fn filter_one(
     }
     let count_newlines = sink.findings.is_some() || sink.metrics.is_some();
     loop {
-        let len = input.read(buf).map_err(Failure::Input)?;
-        if len == 0 {
-            return Ok(());
-        }
+        let read = input.read_unless_stopped(buf, stop);
+        let len = match read.map_err(Failure::Input)? {
+            None | Some(0) => return Ok(()),
+            Some(len) => len,
+        };
         let chunk = &buf[..len];
         let newlines =
             if count_newlines { count_newlines_in(chunk) } else { 0 };
@@ -355,15 +373,6 @@ impl Sink for FilterSink {
 
 fn is_closed_pipe(error: &io::Error) -> bool {
     error.kind() == io::ErrorKind::BrokenPipe
-}
-
-/// Returns the error's message without the "(os error N)" suffix.
-fn describe(error: &io::Error) -> String {
-    let text = error.to_string();
-    match text.find(" (os error") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
-    }
 }
 
 #[cfg(test)]

@@ -98,7 +98,9 @@ pub(super) fn run(args: &FollowArgs) -> anyhow::Result<ExitCode> {
             tracing::debug!("stdout closed, stopping");
             written.map(|()| ExitCode::SUCCESS)
         }
-        Err(error) => Err(error.into()),
+        // The message contains its cause already, and printing the chain
+        // of a converted error would repeat it.
+        Err(error) => Err(anyhow::Error::msg(error.to_string())),
     }
 }
 

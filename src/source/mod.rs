@@ -3,5 +3,7 @@
 
 pub mod follow;
 mod stdio;
+mod stop;
 
-pub use stdio::{ChunkWriter, Input, open_stdin, open_stdout};
+pub use stdio::{ChunkWriter, Input, describe, open_stdin, open_stdout};
+pub use stop::StopSignal;

@@ -3,16 +3,21 @@
 //! spans straight from the read buffer.
 
 use std::fs::File;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Read, Seek, Write};
 use std::ops::Range;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileTypeExt;
+
+use super::StopSignal;
 
 /// An input of the stream filter: a named file or standard input.
 pub struct Input {
     /// The name used in messages and findings: the path, or `-` for stdin.
     pub name: String,
     file: File,
+    /// Whether the input is a regular file, whose reads never wait for a
+    /// writer.
+    regular: bool,
 }
 
 impl Input {
@@ -28,7 +33,12 @@ impl Input {
                 "is a directory",
             ));
         }
-        Ok(Input { name: name.to_owned(), file })
+        Ok(Input::new(name.to_owned(), file))
+    }
+
+    fn new(name: String, file: File) -> Input {
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
+        Input { name, file, regular }
     }
 
     /// Grows the buffer of the input's pipe to `len` bytes, if the input
@@ -69,12 +79,65 @@ impl Input {
             }
         }
     }
+
+    /// Reads the next chunk into `buf` unless a stop is requested first,
+    /// also while the input has no bytes yet. Returns `None` on a stop,
+    /// and `Some(0)` at end of input.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the read fails, or when a regular file ends before the
+    /// offset already read: it was truncated while being read. A file
+    /// truncated and written again past that offset before the end is
+    /// reached is not noticed.
+    pub fn read_unless_stopped(
+        &mut self,
+        buf: &mut [u8],
+        stop: &StopSignal,
+    ) -> io::Result<Option<usize>> {
+        if stop.requested() {
+            return Ok(None);
+        }
+        // Only a pipe, a terminal or a socket can leave a read waiting, so
+        // a regular file is read without the extra `poll`. Through a pipe
+        // the `poll` before each 64 KiB read cost nothing measurable: 512
+        // MiB of loghub samples took 233 to 256 ms with it and 239 to 272
+        // ms without (hyperfine, 3 rounds of 8 runs, 2 shared cores).
+        if !self.regular && !stop.wait_readable(&self.file)? {
+            return Ok(None);
+        }
+        let len = self.read(buf)?;
+        if len == 0 && self.regular {
+            self.check_not_truncated()?;
+        }
+        Ok(Some(len))
+    }
+
+    fn check_not_truncated(&mut self) -> io::Result<()> {
+        let offset = self.file.stream_position()?;
+        let len = self.file.metadata()?.len();
+        if len >= offset {
+            return Ok(());
+        }
+        Err(io::Error::other(format!(
+            "truncated to {len} bytes while being read at offset {offset}"
+        )))
+    }
+}
+
+/// Returns the error's message without the "(os error N)" suffix.
+pub fn describe(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
 }
 
 /// Opens standard input as an unbuffered file.
 pub fn open_stdin() -> io::Result<Input> {
     let fd = io::stdin().as_fd().try_clone_to_owned()?;
-    Ok(Input { name: "-".to_owned(), file: File::from(fd) })
+    Ok(Input::new("-".to_owned(), File::from(fd)))
 }
 
 /// Opens standard output as an unbuffered file.
@@ -230,7 +293,7 @@ mod tests {
 
     fn pipe_input() -> (Input, File) {
         let (reader, writer) = rustix::pipe::pipe().unwrap();
-        let input = Input { name: "pipe".to_owned(), file: reader.into() };
+        let input = Input::new("pipe".to_owned(), reader.into());
         (input, writer.into())
     }
 

@@ -37,17 +37,41 @@ impl Follow {
     /// Starts `cfscrub follow -o OUTPUT ARGS...` in `dir` and waits until
     /// it has opened the files that exist.
     pub fn start(dir: &Path, output: &Path, args: &[&str]) -> Follow {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cfscrub"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cfscrub"));
+        command.arg("follow").arg("--output").arg(output);
+        command.stdout(Stdio::null());
+        Follow::spawn(command, dir, output, args)
+    }
+
+    /// Starts `cfscrub follow ARGS...` in `dir`, writing to `stdout`, and
+    /// waits until it has opened the files that exist.
+    pub fn start_to_stdout(
+        dir: &Path,
+        stdout: Stdio,
+        args: &[&str],
+    ) -> Follow {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cfscrub"));
+        command.arg("follow").stdout(stdout);
+        Follow::spawn(command, dir, Path::new(""), args)
+    }
+
+    fn spawn(
+        mut command: Command,
+        dir: &Path,
+        output: &Path,
+        args: &[&str],
+    ) -> Follow {
+        // A short poll interval unless the test sets its own, which clap
+        // does not let it give twice.
+        if !args.contains(&"--poll-interval") {
+            command.args(["--poll-interval", "0.2"]);
+        }
+        let mut child = command
             .current_dir(dir)
-            .arg("follow")
             .args(["--log-level", "info"])
             .args(["--metrics-listen", "127.0.0.1:0"])
-            .args(["--poll-interval", "0.2"])
-            .arg("--output")
-            .arg(output)
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("cfscrub starts");
@@ -65,6 +89,11 @@ impl Follow {
         let follow = Follow { child, stderr, output: output.to_owned() };
         follow.wait_for_log("following files");
         follow
+    }
+
+    /// Takes the pipe of cfscrub's stdout, when it was started with one.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
     }
 
     /// Returns what cfscrub wrote to stderr so far.
@@ -103,12 +132,22 @@ impl Follow {
     }
 
     /// Sends SIGTERM and waits for the exit.
-    pub fn stop(mut self) -> (ExitStatus, String) {
+    pub fn stop(self) -> (ExitStatus, String) {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal` and waits for the exit.
+    pub fn stop_with(self, signal: libc::c_int) -> (ExitStatus, String) {
         let pid = libc::pid_t::try_from(self.child.id()).unwrap();
         // SAFETY: kill has no memory effects; the pid is our own child,
         // which has not been waited for, so it cannot have been reused.
-        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(sent, 0, "SIGTERM not sent");
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "signal {signal} not sent");
+        self.wait_exit()
+    }
+
+    /// Waits for the exit, which something else has caused.
+    pub fn wait_exit(mut self) -> (ExitStatus, String) {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -119,8 +158,7 @@ impl Follow {
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
                 panic!(
-                    "cfscrub did not exit within {WAIT:?} of SIGTERM; \
-                     stderr:\n{}",
+                    "cfscrub did not exit within {WAIT:?}; stderr:\n{}",
                     self.stderr()
                 );
             }
@@ -311,4 +349,10 @@ pub fn assert_no_mixed_lines(output: &str, names: &[&str]) {
             line.len()
         );
     }
+}
+
+/// Reports whether the tests run in CI, where a missing component is a
+/// failure and not a reason to skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true")
 }

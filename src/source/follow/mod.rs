@@ -82,7 +82,8 @@ impl fmt::Display for FollowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FollowError::Output { name, source } => {
-                write!(f, "write to {name} failed: {source}")
+                let detail = crate::source::describe(source);
+                write!(f, "write to {name} failed: {detail}")
             }
             FollowError::Checkpoint(error) => error.fmt(f),
             FollowError::Findings { name, source } => {
