@@ -34,7 +34,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 
 pub use error::{Error, RecordId, Role};
-pub use record::{Field, RecordRedactor};
+pub use record::{Field, RecordRedactor, UnreadableHeader};
 pub use settings::{
     Guarantee, OutputTemplate, Partitioning, Property, Scope, Settings,
 };
