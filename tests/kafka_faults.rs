@@ -58,7 +58,7 @@ fn kcat_format(
 }
 
 /// Writes three records to a new single-partition topic, the second with
-/// a credential in its value and the header [`BAD_NAME`]; returns the
+/// a credential in its value and the header [`BAD_NAME`]. Returns the
 /// topic's name and that record's value.
 fn topic_with_unreadable_header(
     broker: &str,
@@ -237,14 +237,28 @@ fn output_topic_deleted_stops_member() {
     assert!(expected > 0, "no record was left to deliver after the fault");
 }
 
+/// What [`pause_first_member`] leaves for its test to check.
+struct PausedRun {
+    /// Records the feeder wrote.
+    sent: u64,
+    /// Their credentials.
+    planted: Planted,
+    /// The output topic.
+    output: String,
+    /// The paused member and the other one, both still running.
+    members: Vec<Member>,
+    /// The directory of the members' stderr, kept until the test ends.
+    _dir: TestDir,
+}
+
 /// Pauses the first of two members past its session timeout while both
-/// forward records, resumes it, and returns the records fed, the members
-/// (the first one may have stopped), and the output topic.
+/// forward records, resumes it, and waits until the group committed
+/// every record fed.
 fn pause_first_member(
     broker: &str,
     name: &str,
     exactly_once: bool,
-) -> (u64, Planted, String, Vec<Member>, TestDir, String) {
+) -> PausedRun {
     let input = unique(name);
     let output = format!("{input}.redacted");
     create_topic(broker, &input, 4, &[]);
@@ -286,33 +300,31 @@ fn pause_first_member(
     wait_metric(&members[1], written, before + 1_000.0);
     let (sent, planted) = feeder.stop();
     wait_all_committed(broker, &group, &input);
-    (sent, planted, output, members, dir, group)
+    PausedRun { sent, planted, output, members, _dir: dir }
 }
 
 #[test]
 fn paused_member_at_least_once() {
     let Some(broker) = broker() else { return };
-    let (sent, planted, output, mut members, _dir, _) =
-        pause_first_member(&broker, "pause", false);
-    for member in &mut members {
+    let mut run = pause_first_member(&broker, "pause", false);
+    for member in &mut run.members {
         member.terminate();
         let status = member.wait();
         assert!(status.success(), "exit {status}: {}", member.stderr_text());
     }
-    let copies = read_all(&broker, &output, false);
-    check_copies(&copies, sent, &planted, false);
+    let copies = read_all(&broker, &run.output, false);
+    check_copies(&copies, run.sent, &run.planted, false);
 }
 
 #[test]
 fn paused_member_exactly_once() {
     let Some(broker) = broker() else { return };
-    let (sent, planted, output, mut members, _dir, _) =
-        pause_first_member(&broker, "pause-eos", true);
-    for member in &mut members {
+    let mut run = pause_first_member(&broker, "pause-eos", true);
+    for member in &mut run.members {
         member.terminate();
         let status = member.wait();
         assert!(status.success(), "exit {status}: {}", member.stderr_text());
     }
-    let copies = read_all(&broker, &output, true);
-    check_copies(&copies, sent, &planted, true);
+    let copies = read_all(&broker, &run.output, true);
+    check_copies(&copies, run.sent, &run.planted, true);
 }
