@@ -442,3 +442,52 @@ fn slow_reader_gets_every_byte() {
     assert_same(&out, &expected, "slow reader");
     assert!(!contains(&out, b"cfut_"), "a prefix is left");
 }
+
+/// `cfscrub demo --print-input | cfscrub` redacts the demo's log exactly
+/// as the demo itself does, so the printed log is a faithful trial input.
+#[test]
+fn demo_input_filters_like_demo() {
+    let input = run(&["demo", "--seed", "7", "--print-input"], b"");
+    assert!(input.status.success(), "{}", stderr_text(&input));
+    let demo = run(&["demo", "--seed", "7"], b"");
+    assert!(demo.status.success(), "{}", stderr_text(&demo));
+    let filtered = run(&[], &input.stdout);
+    assert!(filtered.status.success(), "{}", stderr_text(&filtered));
+
+    let summary = b"\n--- cfscrub demo:";
+    let end = demo
+        .stdout
+        .windows(summary.len())
+        .position(|window| window == summary)
+        .expect("the demo prints its summary");
+    assert_same(&filtered.stdout, &demo.stdout[..end], "demo log");
+    assert_ne!(filtered.stdout, input.stdout, "the demo log has credentials");
+}
+
+/// A findings file is appended to, so the findings of an earlier run stay,
+/// and each line has the time of its finding.
+#[test]
+fn findings_file_keeps_earlier_runs() {
+    let dir = TestDir::new("findings_file_keeps_earlier_runs");
+    let mut rng = common::rng(8);
+    let credential = sample::prefixed(&mut rng, Kind::AccountToken);
+    let findings = dir.path.join("findings.jsonl");
+    let path = findings.to_str().unwrap();
+    for _ in 0..2 {
+        let line = format!("auth={credential}\n");
+        let output = run(&["--findings", path], line.as_bytes());
+        assert!(output.status.success(), "{}", stderr_text(&output));
+    }
+    let text = std::fs::read_to_string(&findings).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "one finding per run, both kept: {text}");
+    for line in &lines {
+        let time = line["time"].as_str().expect("a time field");
+        assert_eq!(time.len(), "2026-12-04T09:12:05Z".len(), "{time}");
+        assert!(time.ends_with('Z'), "not in UTC: {time}");
+        assert_eq!(&time[10..11], "T", "not RFC 3339: {time}");
+    }
+}

@@ -160,6 +160,13 @@ pub struct DemoArgs {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
+    /// Prints the generated log as it is, credentials and all, instead of
+    /// redacting it: input to try the other modes on, such as
+    /// `cfscrub demo --print-input | cfscrub`. The credentials are random
+    /// and pass their checksums, but belong to no account.
+    #[arg(long)]
+    pub print_input: bool,
+
     #[command(flatten)]
     pub engine: EngineArgs,
 }

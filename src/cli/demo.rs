@@ -16,6 +16,9 @@ pub(super) fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let mut rng = StdRng::seed_from_u64(seed);
     let log = sample_log(&mut rng);
+    if args.print_input {
+        return write_stdout(log.as_bytes());
+    }
     let mut sink = DemoSink { out: Vec::new(), findings: Vec::new() };
     let mut redactor = scanner.redactor();
     redactor.count_lines(true);
@@ -29,12 +32,15 @@ pub(super) fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         chunks += 1;
     }
     let Ok(()) = redactor.finish(&mut sink);
-    let mut stdout = io::stdout().lock();
     let summary = summarize(&sink.findings, log.len(), chunks, seed);
-    let written = stdout
-        .write_all(&sink.out)
-        .and_then(|()| stdout.write_all(summary.as_bytes()))
-        .and_then(|()| stdout.flush());
+    sink.out.extend_from_slice(summary.as_bytes());
+    write_stdout(&sink.out)
+}
+
+/// Writes `bytes` to stdout. A reader that went away is not an error.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<ExitCode> {
+    let mut stdout = io::stdout().lock();
+    let written = stdout.write_all(bytes).and_then(|()| stdout.flush());
     match written {
         Err(error) if error.kind() != io::ErrorKind::BrokenPipe => {
             Err(anyhow::Error::new(error).context("write to stdout failed"))
