@@ -512,6 +512,17 @@ cmd_kill() {
   while process_alive "$pid"; do
     sleep 0.1
   done
+  # The pid can turn zombie while the JVM's other threads still exit and may
+  # still hold the listening sockets, which would fail the free-port check of
+  # a restart right away. Wait until the ports are free.
+  local deadline=$((SECONDS + 10)) name
+  for name in KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_SASL_PORT; do
+    while port_in_use "${!name}"; do
+      ((SECONDS < deadline)) ||
+        die "port ${!name} ($name) is still in use 10s after SIGKILL of the broker (pid $pid)"
+      sleep 0.1
+    done
+  done
   log "killed the Kafka broker (pid $pid) on 127.0.0.1:${KAFKA_PORT} with SIGKILL, keeping its data"
 }
 

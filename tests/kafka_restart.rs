@@ -30,6 +30,12 @@ fn kafka_script(broker: &str, command: &str) {
 }
 
 /// Waits until `member` has written `count` more records than `from`.
+///
+/// NOTE: in one run on a loaded 2-core machine, a feeder stopped writing
+/// after the clean restart (its input topic stopped growing and the member
+/// had forwarded all of it), so this wait timed out; one more timeout of
+/// this wait was not examined. Why the feeder's idempotent producer
+/// stalled is not known.
 fn wait_written(member: &Member, from: f64, count: f64) {
     let series = "cfscrub_written_records_total{source=\"kafka\"}";
     let deadline = Instant::now() + WAIT;
