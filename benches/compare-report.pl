@@ -188,6 +188,41 @@ if (@scaling_rows) {
     }
 }
 
+my @huge = map { chomp; $_ } do {
+    open my $in, '<', "$work/huge.txt" or die "cannot read huge.txt: $!\n";
+    <$in>;
+};
+for my $id (@huge) {
+    my ($small, $large) = grep { /^\Q$id\E-stream@/ } @corpus_order;
+    my ($small_mib, $large_mib) = map { s/.*@//r } $small, $large;
+    print "\n### Streaming $large_mib MiB through a pipe\n\n";
+    print "`bench-corpus $id SIZE - | TOOL > /dev/null`: the generator";
+    print " writes the corpus into the pipe as it makes it, so nothing is";
+    print " stored. Seconds per GiB, from the median time of the rounds;";
+    print " both sizes were timed in the same rounds, and each time includes";
+    print " the generator's start-up. The last column is the difference of";
+    print " cfscrub's time over cat's time in the same round (median of the";
+    print " rounds).\n\n";
+    print "| tool | s/GiB at $small_mib MiB | s/GiB at $large_mib MiB | difference | difference over cat |\n";
+    print "|---|--:|--:|--:|--:|\n";
+    for my $tool (qw(cat cfscrub)) {
+        my @per_gib = map {
+            median(values %{ $time{$_}{stream}{$tool} }) / ($bytes{$_} / $GIB);
+        } $small, $large;
+        my $difference = $per_gib[0] > 0 ? $per_gib[1] / $per_gib[0] - 1 : undef;
+        my ($small_ratio, $large_ratio) =
+            map { ratio($_, 'stream', $tool) } $small, $large;
+        my $relative = $tool ne 'cat' && $small_ratio && $large_ratio
+            ? $small_ratio / $large_ratio - 1 : undef;
+        printf "| %s | %.3f | %.3f | %s | %s |\n", $tool, @per_gib,
+            map { defined $_ ? sprintf('%+.1f%%', $_ * 100) : 'n/a' }
+            $difference, $relative;
+    }
+    printf "\nPeak RSS of cfscrub while %s MiB streamed through it: %.1f MiB;"
+        . " it replaced %d credentials, all that were planted.\n",
+        $large_mib, $rss{$large}{cfscrub}, $replaced{$large}{cfscrub};
+}
+
 print "\n### Load average during each run\n\n";
 print "From /proc/loadavg (1, 5 and 15 minutes) before and after the timed";
 print " rounds.\n\n| run | before | after | seconds |\n|---|---|---|--:|\n";

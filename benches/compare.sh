@@ -37,6 +37,11 @@ corpora=$ALL_CORPORA
 tools=$ALL_TOOLS
 # Other cfscrub binaries to time beside the one built here, by name.
 declare -A variants=()
+# Extra arguments of the cfscrub built here, by the name of the variant.
+declare -A variant_args=()
+# Size of the corpus streamed from the generator through cfscrub, or
+# empty for no such run.
+huge_mib=
 scaling=per_64k,adversarial
 parent=${TMPDIR:-/tmp}
 keep=false
@@ -67,6 +72,16 @@ Options:
                     also time the cfscrub binary at PATH as tool NAME,
                     which starts with "cfscrub-" (repeatable), to
                     compare builds of two commits in the same rounds
+  --variant-args NAME='ARGS'
+                    also time the cfscrub built here with the extra
+                    shell words ARGS as tool NAME, which starts with
+                    "cfscrub-" (repeatable), to measure what an option
+                    costs, such as
+                    cfscrub-textfile='--metrics-textfile /tmp/x.prom'
+  --huge MIB        also stream MIB of per_64k from the generator
+                    through a pipe into cat and cfscrub, without storing
+                    it, beside --size of it, in the same rounds
+                    (default: no such run)
   --scaling LIST    corpora of the scaling check, or "none"
                     (default: $scaling)
   --dir DIR         folder in which the temporary folder is made
@@ -103,7 +118,22 @@ add_variant() {
   [[ "$1" == *=* && "$name" =~ ^cfscrub-[a-z0-9_-]+$ ]] ||
     die "invalid --variant '$1': expected NAME=PATH with NAME like cfscrub-main"
   [[ -x "$path" ]] || die "invalid --variant '$1': $path is not an executable"
+  check_variant_name "$name"
   variants[$name]=$(realpath "$path")
+}
+
+add_variant_args() {
+  local name=${1%%=*} words=${1#*=}
+  [[ "$1" == *=* && "$name" =~ ^cfscrub-[a-z0-9_-]+$ && -n "$words" ]] ||
+    die "invalid --variant-args '$1': expected NAME='ARGS' with NAME like cfscrub-textfile"
+  check_variant_name "$name"
+  variant_args[$name]=$words
+}
+
+check_variant_name() {
+  [[ "$1" != cfscrub-legacy-off && -z "${variants[$1]:-}" &&
+    -z "${variant_args[$1]:-}" ]] ||
+    die "invalid variant name '$1': another tool has that name; choose another"
 }
 
 while (($# > 0)); do
@@ -116,6 +146,8 @@ while (($# > 0)); do
     --tools) require_value "$@"; tools=$2; shift 2 ;;
     --scaling) require_value "$@"; scaling=$2; shift 2 ;;
     --variant) require_value "$@"; add_variant "$2"; shift 2 ;;
+    --variant-args) require_value "$@"; add_variant_args "$2"; shift 2 ;;
+    --huge) require_value "$@"; huge_mib=$2; shift 2 ;;
     --dir) require_value "$@"; parent=$2; shift 2 ;;
     --keep) keep=true; shift ;;
     --report) require_value "$@"; report=$2; shift 2 ;;
@@ -127,6 +159,7 @@ scale_mib=${scale_mib:-$((size_mib * 4))}
 require_count --size "$size_mib"
 require_count --scale-size "$scale_mib"
 require_count --rounds "$rounds"
+[[ -z "$huge_mib" ]] || require_count --huge "$huge_mib"
 [[ "$corpora" == none ]] && corpora=
 [[ "$scaling" == none ]] && scaling=
 
@@ -143,7 +176,7 @@ for tool in ${tools//,/ }; do
     die "invalid tool '$tool': expected one of $ALL_TOOLS"
 done
 in_list cat "$tools" || tools="cat,$tools"
-for name in "${!variants[@]}"; do
+for name in "${!variants[@]}" "${!variant_args[@]}"; do
   tools+=",$name"
 done
 
@@ -215,7 +248,13 @@ tool_command() {
     sed) printf "sed -E 's/%s/[REDACTED]/g'" "$REGEX" ;;
     perl) printf "perl -pe 's/%s/[REDACTED]/g'" "$REGEX" ;;
     rg) printf "rg --no-config --passthru -r '[REDACTED]' '%s'" "$REGEX" ;;
-    *) printf '%q' "${variants[$1]}" ;;
+    *)
+      if [[ -n "${variant_args[$1]:-}" ]]; then
+        printf '%q %s' "$bin" "${variant_args[$1]}"
+      else
+        printf '%q' "${variants[$1]}"
+      fi
+      ;;
   esac
 }
 
@@ -325,6 +364,15 @@ make_corpus() {
   local name=$1 id=$2 mib=$3 file=$4 counts
   counts=$("$generate" "$id" "$((mib << 20))" "$file") ||
     die "bench-corpus failed for $id"
+  add_counts "$name" "$id" "$counts"
+  # Reads the file once so that every timed run reads it from the cache.
+  cat "$file" >/dev/null
+}
+
+# Appends the counts that bench-corpus printed for corpus ID, COUNTS, to
+# corpora.tsv under the name NAME.
+add_counts() {
+  local name=$1 id=$2 counts=$3
   local bytes='' planted='' near_misses='' field
   for field in $counts; do
     case "$field" in
@@ -337,8 +385,6 @@ make_corpus() {
     die "bench-corpus printed '$counts', expected bytes=N planted=N near_misses=N"
   printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$id" "$bytes" "$planted" \
     "$near_misses" >>"$work/corpora.tsv"
-  # Reads the file once so that every timed run reads it from the cache.
-  cat "$file" >/dev/null
 }
 
 # Fails unless each tool replaced exactly what was planted. On the
@@ -429,6 +475,60 @@ bench_scaling() {
   rm -f "$small_file" "$large_file"
 }
 
+# Streams per_64k from the generator through a pipe, --size and --huge
+# MiB of it, into cat and into cfscrub, in the same rounds. Nothing is
+# stored, so the large run needs no disk and no page cache. A first run
+# of the large size checks what cfscrub replaced and reads its peak RSS.
+bench_huge() {
+  local id=per_64k
+  local small="$id-stream@$size_mib" large="$id-stream@$huge_mib"
+  local small_bytes=$((size_mib << 20)) large_bytes=$((huge_mib << 20))
+  local counts
+  counts=$("$generate" "$id" "$small_bytes" - 2>&1 >/dev/null) ||
+    die "bench-corpus failed for $id: $counts"
+  add_counts "$small" "$id" "$counts"
+
+  log "streaming $id: checking cfscrub on $huge_mib MiB"
+  local replaced
+  local -a statuses
+  set +e
+  replaced=$("$generate" "$id" "$large_bytes" - 2>"$work/counts" |
+    /usr/bin/time -f %M -o "$work/rss" "$bin" |
+    grep -o -F '[REDACTED' | wc -l)
+  statuses=("${PIPESTATUS[@]}")
+  set -e
+  ((statuses[0] == 0)) ||
+    die "bench-corpus failed for $id: $(cat "$work/counts")"
+  ((statuses[1] == 0)) ||
+    die "cfscrub failed on $huge_mib MiB of $id from a pipe with exit status ${statuses[1]}"
+  add_counts "$large" "$id" "$(cat "$work/counts")"
+  local planted
+  planted=$(awk -F'\t' -v name="$large" '$1 == name { print $4 }' \
+    "$work/corpora.tsv")
+  ((replaced == planted)) ||
+    die "cfscrub replaced $replaced credentials in $huge_mib MiB of $id from a pipe, but $planted were planted"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$large" cfscrub "$(tail -n 1 "$work/rss")" \
+    0 "$replaced" >>"$work/runs.tsv"
+
+  local before start
+  before=$(load_average)
+  start=$SECONDS
+  log "streaming $id: timing $size_mib MiB and $huge_mib MiB in $rounds rounds"
+  local name bytes tool
+  for name in "$small" "$large"; do
+    bytes=$small_bytes
+    [[ "$name" == "$large" ]] && bytes=$large_bytes
+    for tool in cat cfscrub; do
+      names+=("$name/stream/$tool")
+      commands+=("$(printf '%q' "$generate") $id $bytes - 2>/dev/null | $(tool_command "$tool") > /dev/null")
+    done
+  done
+  time_rounds "the streaming run of $id"
+  printf '%s\t%s\t%s\t%s\n' "stream $id" "$before" "$(load_average)" \
+    "$((SECONDS - start))" >>"$work/loads.tsv"
+  printf '%s\n' "$id" >>"$work/huge.txt"
+}
+
 machine_summary() {
   local model cpus kernel memory
   model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
@@ -459,6 +559,7 @@ for tool in ${tools//,/ } $(in_list cfscrub "$tools" && echo cfscrub-legacy-off)
     sed "s|$bin|target/release/cfscrub|"
 done >"$work/tools.tsv"
 : >"$work/scaling.txt"
+: >"$work/huge.txt"
 machine_summary >"$work/machine.md"
 for corpus in ${corpora//,/ }; do
   bench_corpus "$corpus"
@@ -466,6 +567,7 @@ done
 for corpus in ${scaling//,/ }; do
   bench_scaling "$corpus"
 done
+[[ -z "$huge_mib" ]] || bench_huge
 
 perl benches/compare-report.pl "$work" >"$work/report.md"
 [[ -n "$report" ]] && cp "$work/report.md" "$report"

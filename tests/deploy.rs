@@ -122,13 +122,26 @@ fn one_of_kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
     found[0]
 }
 
-/// Returns the pod spec of a Pod or of a Deployment's template.
+/// Returns the pod spec of a Pod or of a Deployment's or StatefulSet's
+/// template.
 fn pod_spec(doc: &Value) -> &Value {
     match doc["kind"].as_str() {
         Some("Pod") => &doc["spec"],
-        Some("Deployment") => &doc["spec"]["template"]["spec"],
+        Some("Deployment" | "StatefulSet") => &doc["spec"]["template"]["spec"],
         other => panic!("no pod spec in a {other:?}"),
     }
+}
+
+/// Returns the one Deployment or StatefulSet of `docs`.
+fn workload(docs: &[Value]) -> &Value {
+    let found: Vec<&Value> = docs
+        .iter()
+        .filter(|doc| {
+            doc["kind"] == "Deployment" || doc["kind"] == "StatefulSet"
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "expected one Deployment or StatefulSet");
+    found[0]
 }
 
 fn container<'a>(spec: &'a Value, name: &str) -> &'a Value {
@@ -253,7 +266,7 @@ fn check_sidecar(docs: &[Value]) {
 /// cfscrub's, and a PodDisruptionBudget, Service and ServiceMonitor that
 /// select its pods.
 fn check_kafka(docs: &[Value], expect_monitor: bool) {
-    let deployment = one_of_kind(docs, "Deployment");
+    let deployment = workload(docs);
     let spec = pod_spec(deployment);
     let cfscrub = container(spec, "cfscrub");
     check_cfscrub_container(cfscrub, "kafka");
@@ -284,7 +297,7 @@ fn check_kafka(docs: &[Value], expect_monitor: bool) {
 
     let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
     let selector = &deployment["spec"]["selector"]["matchLabels"];
-    assert!(selects(selector, pod_labels), "Deployment selects its pods");
+    assert!(selects(selector, pod_labels), "workload selects its pods");
     let budget = one_of_kind(docs, "PodDisruptionBudget");
     let budget_selector = &budget["spec"]["selector"]["matchLabels"];
     assert!(selects(budget_selector, pod_labels), "budget selects the pods");
@@ -319,20 +332,37 @@ fn kubernetes_manifests_validate() {
     let Some(validate) = require("kubernetes-validate") else { return };
     let sidecar = deploy("kubernetes/sidecar.yaml");
     let group = deploy("kubernetes/consumer-group.yaml");
-    kubernetes_validate(&validate, &[&sidecar, &group]);
-    check_sidecar(&parse_yaml(&std::fs::read_to_string(&sidecar).unwrap()));
-    check_kafka(&parse_yaml(&std::fs::read_to_string(&group).unwrap()), true);
+    let monitor = deploy("kubernetes/servicemonitor.yaml");
+    kubernetes_validate(&validate, &[&sidecar, &group, &monitor]);
+    let docs = parse_yaml(&std::fs::read_to_string(&sidecar).unwrap());
+    check_sidecar(&docs);
+    let annotations = &one_of_kind(&docs, "Pod")["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    let port = annotations["prometheus.io/port"].as_str().unwrap();
+    assert_eq!(port, "9898", "annotated port is the metrics port");
+
+    // The group applies without the Prometheus Operator's CRDs, so its
+    // ServiceMonitor is in a file of its own.
+    let group_text = std::fs::read_to_string(&group).unwrap();
+    let mut docs = parse_yaml(&group_text);
+    assert!(of_kind(&docs, "ServiceMonitor").is_empty());
+    docs.extend(parse_yaml(&std::fs::read_to_string(&monitor).unwrap()));
+    check_kafka(&docs, true);
 }
 
 /// Renders the chart with `sets` (`--set` values) and returns the
 /// manifests, after `helm lint` with the same values passed.
-fn render_chart(helm: &Path, name: &str, sets: &[&str]) -> (PathBuf, String) {
+fn render_chart<S: AsRef<str>>(
+    helm: &Path,
+    name: &str,
+    sets: &[S],
+) -> (PathBuf, String) {
     let chart = deploy("helm/cfscrub").display().to_string();
     let mut lint = vec!["lint", "--strict", chart.as_str()];
     let mut template = vec!["template", "release", chart.as_str()];
     for set in sets {
-        lint.extend(["--set", set]);
-        template.extend(["--set", set]);
+        lint.extend(["--set", set.as_ref()]);
+        template.extend(["--set", set.as_ref()]);
     }
     let output = run(helm, &lint, None);
     assert!(output.status.success(), "helm lint failed: {}", {
@@ -349,45 +379,364 @@ fn render_chart(helm: &Path, name: &str, sets: &[&str]) -> (PathBuf, String) {
     (path, text)
 }
 
+/// Returns the stderr of `helm template` with `sets`, which must fail.
+fn render_chart_error(helm: &Path, sets: &[&str]) -> String {
+    let chart = deploy("helm/cfscrub").display().to_string();
+    let mut template = vec!["template", "release", chart.as_str()];
+    for set in sets {
+        template.extend(["--set", set]);
+    }
+    let output = run(helm, &template, None);
+    assert!(!output.status.success(), "rendered {sets:?}: {}", {
+        describe(&output)
+    });
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Returns the value of each `$(NAME)` variable of the cfscrub container
+/// as the kubelet would set it: a stand-in for each Secret and the pod
+/// name for a field reference.
+fn container_env(container: &Value) -> Vec<(String, String)> {
+    let vars = container["env"].as_array().cloned().unwrap_or_default();
+    vars.iter()
+        .map(|var| {
+            let name = var["name"].as_str().unwrap().to_owned();
+            let from = &var["valueFrom"];
+            let value = if from["fieldRef"]["fieldPath"] == "metadata.name" {
+                "release-cfscrub-0".to_owned()
+            } else {
+                assert!(from["secretKeyRef"].is_object(), "{name}: {var}");
+                format!("stand-in-{}", from["secretKeyRef"]["key"])
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+/// Starts `cfscrub` with the rendered member `args`, the variables
+/// filled in, against a loopback port where no broker listens, and returns
+/// its stderr after it exits. A member with complete librdkafka settings
+/// fails only when it connects. A member with settings that librdkafka
+/// rejects fails earlier, when it creates its clients.
+fn run_member_without_broker(
+    args: &[String],
+    env: &[(String, String)],
+) -> String {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let broker = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let mut member: Vec<String> = args
+        .iter()
+        .map(|arg| {
+            env.iter().fold(arg.clone(), |arg, (name, value)| {
+                arg.replace(&format!("$({name})"), value)
+            })
+        })
+        .collect();
+    for (flag, value) in
+        [("--brokers", broker.as_str()), ("--metrics-listen", "127.0.0.1:0")]
+    {
+        let at = member.iter().position(|arg| arg == flag).unwrap();
+        member[at + 1] = value.to_owned();
+    }
+    member.extend(["--connect-timeout".to_owned(), "2".to_owned()]);
+    let member: Vec<&str> = member.iter().map(String::as_str).collect();
+    let output = run(Path::new(CFSCRUB), &member, None);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Checks that a rendered member with SASL settings starts its clients,
+/// so the settings are complete, and fails only on the missing broker.
+fn check_sasl_member(container: &Value) {
+    let args = args(container);
+    let settings: Vec<&str> = args
+        .windows(2)
+        .filter(|pair| pair[0] == "-X")
+        .map(|pair| pair[1].split('=').next().unwrap())
+        .collect();
+    for needed in [
+        "security.protocol",
+        "sasl.mechanism",
+        "sasl.username",
+        "sasl.password",
+    ] {
+        assert!(settings.contains(&needed), "-X {needed} missing: {args:?}");
+    }
+    let stderr = run_member_without_broker(&args, &container_env(container));
+    assert!(
+        stderr.contains("cannot reach the Kafka brokers"),
+        "member failed before connecting: {stderr}"
+    );
+}
+
+/// Splits a shell command into words: single quotes, double quotes and
+/// backslash-newline continuations, as used in README.md.
+fn shell_words(command: &str) -> Vec<String> {
+    let joined = command.replace("\\\n", " ");
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut in_word = false;
+    for c in joined.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, ' ' | '\n' | '\t') => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// Returns the `--set` values of each `helm install` command in the
+/// README, by release name.
+fn readme_helm_installs() -> Vec<(String, Vec<String>)> {
+    let readme =
+        std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let mut installs = Vec::new();
+    let mut rest = readme.as_str();
+    while let Some(at) = rest.find("\nhelm install ") {
+        let command = &rest[at + 1..];
+        let end = command
+            .match_indices('\n')
+            .map(|(index, _)| index)
+            .find(|&index| !command[..index].ends_with('\\'))
+            .unwrap_or(command.len());
+        let words = shell_words(&command[..end]);
+        assert_eq!(words[3], "deploy/helm/cfscrub", "chart of {words:?}");
+        let mut sets = Vec::new();
+        for pair in words[4..].chunks(2) {
+            assert_eq!(pair[0], "--set", "only --set in {words:?}");
+            sets.push(pair[1].clone());
+        }
+        installs.push((words[2].clone(), sets));
+        rest = &command[end..];
+    }
+    installs
+}
+
+#[test]
+fn readme_helm_commands_deploy() {
+    let Some(helm) = require("helm") else { return };
+    let Some(validate) = require("kubernetes-validate") else { return };
+    let installs = readme_helm_installs();
+    assert_eq!(installs.len(), 2, "one command per mode: {installs:?}");
+    for (name, sets) in &installs {
+        let (path, text) = render_chart(&helm, name, sets.as_slice());
+        kubernetes_validate(&validate, &[&path]);
+        let docs = parse_yaml(&text);
+        if sets.iter().any(|set| set == "mode=sidecar") {
+            check_sidecar(&docs);
+        } else {
+            let monitor = sets
+                .iter()
+                .any(|s| s == "metrics.serviceMonitor.enabled=true");
+            check_kafka(&docs, monitor);
+            check_sasl_member(container(pod_spec(workload(&docs)), "cfscrub"));
+        }
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
+/// SASL settings with a protocol and a password but no mechanism or
+/// username, which librdkafka cannot use.
+const SASL_WITHOUT_MECHANISM: [&str; 4] = [
+    "kafka.settings.security\\.protocol=SASL_SSL",
+    "kafka.secretSettings[0].setting=sasl.password",
+    "kafka.secretSettings[0].secretName=cfscrub-kafka",
+    "kafka.secretSettings[0].secretKey=sasl-password",
+];
+
+#[test]
+fn helm_chart_rejects_incomplete_sasl() {
+    let Some(helm) = require("helm") else { return };
+    let stderr = render_chart_error(&helm, &SASL_WITHOUT_MECHANISM);
+    assert!(
+        stderr.contains("missing sasl.mechanism in kafka.settings"),
+        "{stderr}"
+    );
+    let mut scram = SASL_WITHOUT_MECHANISM.to_vec();
+    scram.push("kafka.settings.sasl\\.mechanism=SCRAM-SHA-512");
+    let stderr = render_chart_error(&helm, &scram);
+    assert!(stderr.contains("missing sasl.username"), "{stderr}");
+    let mut gssapi = SASL_WITHOUT_MECHANISM.to_vec();
+    gssapi.push("kafka.settings.sasl\\.mechanism=GSSAPI");
+    let stderr = render_chart_error(&helm, &gssapi);
+    assert!(stderr.contains("invalid sasl.mechanism GSSAPI"), "{stderr}");
+}
+
+#[test]
+fn helm_chart_rejects_missing_topics() {
+    let Some(helm) = require("helm") else { return };
+    let stderr = render_chart_error(&helm, &["kafka.inputTopics=null"]);
+    assert!(stderr.contains("missing kafka.inputTopics"), "{stderr}");
+}
+
+/// A member without sasl.mechanism, which the chart rejects, fails when it
+/// creates its clients, so [`check_sasl_member`] tells a complete member
+/// from an incomplete one.
+#[test]
+fn member_without_sasl_mechanism_fails() {
+    let args: Vec<String> = [
+        "kafka",
+        "--brokers",
+        "kafka:9092",
+        "--group",
+        "cfscrub",
+        "--input-topic",
+        "logs",
+        "--output-topic",
+        "{topic}.redacted",
+        "--metrics-listen",
+        "0.0.0.0:9898",
+        "-X",
+        "security.protocol=SASL_SSL",
+        "-X",
+        "sasl.password=$(CFSCRUB_KAFKA_SECRET_0)",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let env = [("CFSCRUB_KAFKA_SECRET_0".to_owned(), "stand-in".to_owned())];
+    let stderr = run_member_without_broker(&args, &env);
+    assert!(stderr.contains("GSSAPI"), "{stderr}");
+    assert!(!stderr.contains("cannot reach the Kafka brokers"), "{stderr}");
+}
+
 #[test]
 fn helm_chart_renders_both_modes() {
     let Some(helm) = require("helm") else { return };
     let Some(validate) = require("kubernetes-validate") else { return };
 
-    let (kafka, text) = render_chart(&helm, "kafka", &[]);
+    let (kafka, text) = render_chart(&helm, "kafka", &[] as &[&str]);
     kubernetes_validate(&validate, &[&kafka]);
-    check_kafka(&parse_yaml(&text), false);
+    let docs = parse_yaml(&text);
+    check_kafka(&docs, false);
+    assert_eq!(workload(&docs)["kind"], "Deployment");
 
-    let secret_settings = [
+    let mut secret_settings = vec![
         "metrics.serviceMonitor.enabled=true",
-        "kafka.exactlyOnce=true",
-        "kafka.settings.security\\.protocol=SASL_SSL",
-        "kafka.secretSettings[0].setting=sasl.password",
-        "kafka.secretSettings[0].secretName=cfscrub-kafka",
-        "kafka.secretSettings[0].secretKey=sasl-password",
+        "kafka.settings.sasl\\.mechanism=SCRAM-SHA-256",
+        "kafka.secretSettings[1].setting=sasl.username",
+        "kafka.secretSettings[1].secretName=cfscrub-kafka",
+        "kafka.secretSettings[1].secretKey=sasl-username",
     ];
-    let (secret, text) = render_chart(&helm, "secret", &secret_settings);
+    secret_settings.extend(SASL_WITHOUT_MECHANISM);
+    let (secret, text) = render_chart(&helm, "secret", &secret_settings[..]);
     kubernetes_validate(&validate, &[&secret]);
     let docs = parse_yaml(&text);
     check_kafka(&docs, true);
-    let deployment = one_of_kind(&docs, "Deployment");
-    let args = args(container(pod_spec(deployment), "cfscrub"));
+    let cfscrub = container(pod_spec(workload(&docs)), "cfscrub");
+    let secret_args = args(cfscrub);
     for expected in [
-        "--exactly-once",
         "security.protocol=SASL_SSL",
+        "sasl.mechanism=SCRAM-SHA-256",
+        "sasl.username=$(CFSCRUB_KAFKA_SECRET_1)",
         "sasl.password=$(CFSCRUB_KAFKA_SECRET_0)",
     ] {
-        assert!(args.iter().any(|a| a == expected), "{expected} missing");
+        let found = secret_args.iter().any(|a| a == expected);
+        assert!(found, "{expected} missing");
     }
+    check_sasl_member(cfscrub);
 
     let (sidecar, text) = render_chart(&helm, "sidecar", &["mode=sidecar"]);
     kubernetes_validate(&validate, &[&sidecar]);
     let docs = parse_yaml(&text);
     check_sidecar(&docs);
     assert!(of_kind(&docs, "PodDisruptionBudget").is_empty());
+    let deployment = workload(&docs);
+    assert_eq!(deployment["kind"], "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 1, "one copy of the app");
     for path in [kafka, secret, sidecar] {
         std::fs::remove_file(path).unwrap();
     }
+}
+
+#[test]
+fn helm_exactly_once_renders_statefulset() {
+    let Some(helm) = require("helm") else { return };
+    let Some(validate) = require("kubernetes-validate") else { return };
+    let (exactly_once, text) =
+        render_chart(&helm, "exactly-once", &["kafka.exactlyOnce=true"]);
+    kubernetes_validate(&validate, &[&exactly_once]);
+    let docs = parse_yaml(&text);
+    check_kafka(&docs, false);
+    let set = workload(&docs);
+    assert_eq!(set["kind"], "StatefulSet", "stable pod names");
+    let service = one_of_kind(&docs, "Service");
+    assert_eq!(set["spec"]["serviceName"], service["metadata"]["name"]);
+    let cfscrub = container(pod_spec(set), "cfscrub");
+    let member_args = args(cfscrub);
+    assert!(member_args.iter().any(|a| a == "--exactly-once"));
+    let id = flag_value(&member_args, "--transactional-id").expect("id");
+    assert_eq!(id, "cfscrub-cfscrub-$(POD_NAME)", "one id per pod");
+    let env = container_env(cfscrub);
+    let pod_name = ("POD_NAME".to_owned(), "release-cfscrub-0".to_owned());
+    assert_eq!(env, vec![pod_name]);
+
+    std::fs::remove_file(exactly_once).unwrap();
+}
+
+#[test]
+fn helm_sidecar_configures_application() {
+    let Some(helm) = require("helm") else { return };
+    let Some(validate) = require("kubernetes-validate") else { return };
+    let sets = [
+        "mode=sidecar",
+        "sidecar.app.image=registry.example.com/app:1",
+        "sidecar.app.command=null",
+        "sidecar.app.args={--log-file,/var/log/app/app.log}",
+        "sidecar.app.env[0].name=LOG_LEVEL",
+        "sidecar.app.env[0].value=info",
+        "sidecar.app.ports[0].name=http",
+        "sidecar.app.ports[0].containerPort=8080",
+        "sidecar.app.livenessProbe.httpGet.path=/health",
+        "sidecar.app.livenessProbe.httpGet.port=http",
+        "sidecar.app.readinessProbe.httpGet.path=/ready",
+        "sidecar.app.readinessProbe.httpGet.port=http",
+        "sidecar.app.resources.requests.memory=256Mi",
+        "sidecar.app.resources.limits.memory=1Gi",
+        "sidecar.app.securityContext.runAsNonRoot=true",
+    ];
+    let (path, text) = render_chart(&helm, "sidecar-app", &sets);
+    kubernetes_validate(&validate, &[&path]);
+    std::fs::remove_file(path).unwrap();
+    let docs = parse_yaml(&text);
+    check_sidecar(&docs);
+
+    let spec = pod_spec(workload(&docs));
+    let app = container(spec, "app");
+    assert_eq!(app["image"], "registry.example.com/app:1");
+    assert!(app["command"].is_null(), "the image's own entrypoint runs");
+    assert_eq!(app["args"][1], "/var/log/app/app.log");
+    assert_eq!(app["env"][0]["name"], "LOG_LEVEL");
+    assert_eq!(app["ports"][0]["containerPort"], 8080);
+    assert_eq!(app["livenessProbe"]["httpGet"]["path"], "/health");
+    assert_eq!(app["readinessProbe"]["httpGet"]["path"], "/ready");
+    assert!(app["startupProbe"].is_null(), "no probe that was not set");
+    assert_eq!(app["resources"]["limits"]["memory"], "1Gi");
+    assert_eq!(app["securityContext"]["runAsNonRoot"], true);
+
+    // cfscrub keeps its own, smaller resources, not the application's or
+    // those of kafka mode.
+    let cfscrub = container(spec, "cfscrub");
+    assert_eq!(cfscrub["resources"]["limits"]["memory"], "128Mi");
+    assert_eq!(cfscrub["resources"]["requests"]["cpu"], "50m");
 }
 
 #[test]
@@ -491,7 +840,7 @@ fn systemd_unit_verifies_and_is_hardened() {
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "ProtectHome=yes",
-        "DynamicUser=yes",
+        "PrivateUsers=yes",
         "CapabilityBoundingSet=\n",
     ] {
         assert!(unit.contains(setting), "{setting} missing");
@@ -518,6 +867,46 @@ fn systemd_unit_verifies_and_is_hardened() {
             "{glob} is outside ReadOnlyPaths={read_only}"
         );
     }
+}
+
+#[test]
+fn systemd_output_readable_by_group() {
+    let unit =
+        std::fs::read_to_string(deploy("systemd/cfscrub-follow.service"))
+            .unwrap();
+    // A static user, because a dynamic one's LogsDirectory= is under
+    // /var/log/private, which no log shipper but root can enter.
+    let dynamic = unit.lines().any(|line| line.starts_with("DynamicUser="));
+    assert!(!dynamic, "a dynamic user's output is readable by root only");
+    for setting in [
+        "User=cfscrub\n",
+        "Group=cfscrub\n",
+        "LogsDirectory=cfscrub\n",
+        "LogsDirectoryMode=0750\n",
+        "UMask=0027\n",
+    ] {
+        assert!(unit.contains(setting), "{setting} missing");
+    }
+    let words = exec_start(&unit);
+    let output = flag_value(&words, "--output").expect("--output");
+    assert_eq!(output, "${LOGS_DIRECTORY}/clean.log");
+}
+
+#[test]
+fn systemd_metrics_local_by_default() {
+    let unit =
+        std::fs::read_to_string(deploy("systemd/cfscrub-follow.service"))
+            .unwrap();
+    // Without --metrics-listen, cfscrub listens on 127.0.0.1:9898, and the
+    // unit lets only loopback reach it, as the unit and README document.
+    let default: std::net::SocketAddr =
+        cfscrub::observe::DEFAULT_METRICS_ADDR.parse().unwrap();
+    assert!(default.ip().is_loopback(), "default listen address {default}");
+    let words = exec_start(&unit);
+    assert!(!words.iter().any(|word| word.starts_with("--metrics-listen")));
+    assert!(!words.iter().any(|word| word == "--no-metrics"));
+    assert!(unit.contains("IPAddressDeny=any\n"));
+    assert!(unit.contains("IPAddressAllow=localhost\n"));
 }
 
 /// Returns every series name that cfscrub exports, with a series of every

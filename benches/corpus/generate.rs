@@ -5,7 +5,8 @@
 //! separator that fits, so no planted credential is cut in two. One line
 //! goes to stdout: `bytes=N planted=N near_misses=N`, the counts that the
 //! whole file holds, which the script compares with what each tool
-//! replaced.
+//! replaced. With `-` as the file, the corpus goes to stdout and that line
+//! to stderr, so a corpus larger than the disk can stream into a pipe.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -37,7 +38,7 @@ struct Args {
     /// it may be up to one record shorter.
     size: u64,
 
-    /// File to write.
+    /// File to write, or `-` for stdout.
     out: PathBuf,
 
     /// Folder of the loghub `*.log` files.
@@ -82,8 +83,17 @@ fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
 
-    let file = File::create(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let to_stdout = args.out.as_os_str() == "-";
+    let file: Box<dyn Write> = if to_stdout {
+        Box::new(std::io::stdout().lock())
+    } else {
+        let file = File::create(&args.out).with_context(|| {
+            format!("cannot create {}", args.out.display())
+        })?;
+        Box::new(file)
+    };
+    // Each block is larger than the buffer, so BufWriter writes it
+    // straight through, and the buffer only joins the tail to it.
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let written = (0..repeats)
         .try_for_each(|_| out.write_all(&block.bytes))
@@ -98,7 +108,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
         repeats * block.planted_ends.len() + block.planted_before(tail);
     let near_misses =
         repeats * block.near_miss_ends.len() + block.near_misses_before(tail);
-    println!("bytes={bytes} planted={planted} near_misses={near_misses}");
+    let counts =
+        format!("bytes={bytes} planted={planted} near_misses={near_misses}");
+    if to_stdout {
+        eprintln!("{counts}");
+    } else {
+        println!("{counts}");
+    }
     Ok(())
 }
 

@@ -66,11 +66,12 @@ pub enum Command {
     /// Follows log files across rotation, as `tail -F` does, and writes
     /// their lines, redacted, to one output.
     ///
-    /// Files that exist at start are read from their end (see
-    /// --from-start); files that appear later are read from their start.
-    /// Rotation by rename, by copy and truncate, and by delete and
-    /// recreate is followed. SIGTERM or SIGINT writes the checkpoint and
-    /// exits with status 0.
+    /// Files that exist at start are read from their end, or with
+    /// --checkpoint from their start (see --from-start and --from-end);
+    /// files that appear later are read from their start. Rotation by
+    /// rename, by copy and truncate, and by delete and recreate is
+    /// followed. SIGTERM or SIGINT writes the checkpoint and exits with
+    /// status 0. SIGHUP reopens --output, for logrotate.
     Follow(FollowArgs),
 
     /// Consumes Kafka topics as a member of a consumer group and produces
@@ -180,13 +181,20 @@ pub struct FollowArgs {
     pub paths: Vec<String>,
 
     /// Reads the files that exist at start from their beginning, not from
-    /// their end.
+    /// their end. This is the default with --checkpoint.
     #[arg(long)]
     pub from_start: bool,
 
+    /// Reads the files that exist at start and are not in the checkpoint
+    /// from their end, skipping the lines they have.
+    #[arg(long, conflicts_with = "from_start")]
+    pub from_end: bool,
+
     /// Keeps in FILE how far each file was written out, by device and
-    /// inode, and resumes from there on start. Files not in it are read
-    /// from their beginning.
+    /// inode, and resumes from there on start. Files not in it, on the
+    /// first run too, are read from their beginning unless --from-end is
+    /// given. A file truncated while cfscrub was stopped is read from its
+    /// beginning.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
 

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 
@@ -194,7 +194,7 @@ fn filter_one(
 
 /// Returns the number of newlines in `chunk`.
 fn count_newlines_in(chunk: &[u8]) -> u64 {
-    memchr::memchr_iter(b'\n', chunk).count() as u64
+    crate::engine::count_newlines(chunk)
 }
 
 /// Counts the filter takes of one chunk, beside the redactor's [`Stats`].
@@ -263,6 +263,19 @@ impl StreamMetrics {
         self.metrics.publish(self.source, &self.published, stats);
         self.published = *stats;
     }
+
+    /// Sets the stall gauge to the start of a write to stdout, which blocks
+    /// while the reader of stdout reads nothing.
+    fn write_started(&self) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
+        self.metrics.write_start_time.set(now);
+    }
+
+    fn write_ended(&self) {
+        self.metrics.write_start_time.set(0.0);
+    }
 }
 
 /// Where each input starts in the stream, to give findings their source.
@@ -302,7 +315,14 @@ impl FilterSink {
     /// Writes the output of `chunk`, the input given to the last
     /// `out.begin`, and the findings so far.
     fn flush(&mut self, chunk: &[u8]) -> Result<(), Failure> {
-        self.out.flush(chunk).map_err(Failure::Output)?;
+        if let Some(metrics) = &self.metrics {
+            metrics.write_started();
+        }
+        let written = self.out.flush(chunk).map_err(Failure::Output);
+        if let Some(metrics) = &self.metrics {
+            metrics.write_ended();
+        }
+        written?;
         if let Some(findings) = &mut self.findings {
             findings.flush().map_err(Failure::Findings)?;
         }

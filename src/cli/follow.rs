@@ -1,7 +1,10 @@
 //! Follow mode: files followed across rotation, redacted to one output,
 //! with the metrics endpoint on by default.
 
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 
 use anyhow::Context;
@@ -9,6 +12,7 @@ use tokio::runtime::Runtime;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::args::FollowArgs;
+use crate::observe::server::listen_error;
 use crate::observe::{Metrics, serve};
 use crate::source::follow::output::Output;
 use crate::source::follow::watch::{Pattern, Wake};
@@ -22,6 +26,7 @@ pub(super) fn run(args: &FollowArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|text| Pattern::parse(text))
         .collect::<Result<Vec<_>, _>>()?;
+    reject_directories(&patterns)?;
     let output = match &args.output {
         Some(path) => Output::append_to(path).with_context(|| {
             format!("cannot open --output {}", path.display())
@@ -41,17 +46,21 @@ pub(super) fn run(args: &FollowArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the runtime for signals and metrics")?;
     let (wake_sender, wake) = mpsc::channel();
     handle_stop_signals(&runtime, wake_sender.clone())?;
+    let reopen_output = Arc::new(AtomicBool::new(false));
+    handle_hangup(&runtime, wake_sender.clone(), reopen_output.clone())?;
     if !args.no_metrics {
         serve_metrics(&runtime, args, &metrics)?;
     }
 
     let config = FollowConfig {
         patterns,
-        from_start: args.from_start,
+        from_start: args.from_start
+            || (args.checkpoint.is_some() && !args.from_end),
         checkpoint: args.checkpoint.clone(),
         checkpoint_interval: args.checkpoint_interval,
         poll_interval: args.poll_interval,
         poll_only: args.poll,
+        reopen_output,
     };
     let follower =
         Follower::new(config, scanner, metrics, output, wake_sender, wake);
@@ -90,6 +99,47 @@ fn handle_stop_signals(
     Ok(())
 }
 
+/// Sets `reopen` and wakes the follow loop on each SIGHUP, which
+/// logrotate's `postrotate` sends so that the output is reopened. Without
+/// a handler SIGHUP would end the process, and systemd does not restart a
+/// unit that SIGHUP ended.
+fn handle_hangup(
+    runtime: &Runtime,
+    wake: Sender<Wake>,
+    reopen: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let _entered = runtime.enter();
+    let mut hangup = signal(SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
+    runtime.spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!(signal = "SIGHUP", "reopening the output");
+            reopen.store(true, Ordering::Relaxed);
+            if wake.send(Wake::Data).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Rejects a plain path that names a directory: it would be followed as a
+/// file that never appears.
+fn reject_directories(patterns: &[Pattern]) -> anyhow::Result<()> {
+    for pattern in patterns.iter().filter(|p| !p.is_glob()) {
+        let path = Path::new(pattern.text());
+        if path.is_dir() {
+            anyhow::bail!(
+                "cannot follow {}: it is a directory; give a file, or a \
+                 quoted glob such as '{}/*.log'",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Binds the metrics endpoint and serves it on `runtime`.
 fn serve_metrics(
     runtime: &Runtime,
@@ -97,10 +147,10 @@ fn serve_metrics(
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
     let addr = args.metrics_listen;
-    let listener =
-        runtime.block_on(tokio::net::TcpListener::bind(addr)).with_context(
-            || format!("cannot listen on --metrics-listen {addr}"),
-        )?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .map_err(|error| listen_error(addr, &error))
+        .context("--metrics-listen")?;
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(addr = %local, "metrics endpoint listening");
     let metrics = metrics.clone();

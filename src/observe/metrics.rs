@@ -137,6 +137,11 @@ pub struct Metrics {
     /// 1 while input is being read (the filter and follow modes) or while
     /// the consumer is in its group (Kafka).
     pub ready: IntGauge,
+    /// Start of the write to stdout that has not returned yet, in seconds
+    /// since the Unix epoch, or 0 while none is in progress. Only the
+    /// stream filter sets it, so that a reader of stdout that stopped can
+    /// be told apart from an idle input.
+    pub write_start_time: Gauge,
     /// Kafka records consumed, by topic and partition.
     pub kafka_consumed: IntCounterVec,
     /// Kafka records produced and acknowledged, by input topic and
@@ -230,6 +235,15 @@ impl Metrics {
                 "cfscrub_ready",
                 "1 while input is read or the Kafka consumer is in its group.",
             )?,
+            write_start_time: {
+                let gauge = Gauge::new(
+                    "cfscrub_output_write_start_time_seconds",
+                    "Start of the write to the output in progress, in \
+                     seconds since the Unix epoch; 0 when none is.",
+                )?;
+                registry.register(Box::new(gauge.clone()))?;
+                gauge
+            },
             kafka_consumed: counter_vec(
                 &registry,
                 "cfscrub_kafka_consumed_records_total",

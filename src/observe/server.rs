@@ -364,7 +364,10 @@ impl Drop for MetricsServer {
 
 /// Describes a failed bind of `addr` in the `context: detail` shape, with
 /// the way out for the common causes.
-fn listen_error(addr: SocketAddr, error: &io::Error) -> anyhow::Error {
+pub(crate) fn listen_error(
+    addr: SocketAddr,
+    error: &io::Error,
+) -> anyhow::Error {
     let detail = match error.kind() {
         io::ErrorKind::AddrInUse => "address already in use; stop the \
             process that listens there or choose another port"

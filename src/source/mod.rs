@@ -4,4 +4,4 @@
 pub mod follow;
 mod stdio;
 
-pub use stdio::{BatchWriter, ChunkWriter, Input, open_stdin, open_stdout};
+pub use stdio::{ChunkWriter, Input, open_stdin, open_stdout};

@@ -82,56 +82,8 @@ pub fn open_stdout() -> io::Result<File> {
     Ok(File::from(io::stdout().as_fd().try_clone_to_owned()?))
 }
 
-/// Slices at least this long are written straight through, without being
-/// copied into the batch.
-const DIRECT_WRITE: usize = 16 * 1024;
-/// Size of the batch of small slices.
+/// Initial capacity of the batch of copied slices.
 const BATCH_CAPACITY: usize = 64 * 1024;
-
-/// A writer that joins small slices into one write and passes large ones
-/// through uncopied. Nothing reaches the inner writer until a batch fills
-/// or [`BatchWriter::flush`] is called, so the caller flushes once per
-/// chunk read: a line is written as soon as it has been read, and input
-/// that arrives faster than it drains is written in large batches.
-pub struct BatchWriter<W: Write> {
-    inner: W,
-    batch: Vec<u8>,
-}
-
-impl<W: Write> BatchWriter<W> {
-    /// Wraps `inner`.
-    pub fn new(inner: W) -> BatchWriter<W> {
-        BatchWriter { inner, batch: Vec::with_capacity(BATCH_CAPACITY) }
-    }
-
-    /// Writes `bytes`, after every slice written before.
-    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if bytes.len() >= DIRECT_WRITE {
-            self.write_batch()?;
-            return self.inner.write_all(bytes);
-        }
-        if self.batch.len() + bytes.len() > BATCH_CAPACITY {
-            self.write_batch()?;
-        }
-        self.batch.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    /// Writes out everything written so far.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.write_batch()?;
-        self.inner.flush()
-    }
-
-    fn write_batch(&mut self) -> io::Result<()> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        let result = self.inner.write_all(&self.batch);
-        self.batch.clear();
-        result
-    }
-}
 
 /// Slices of the input shorter than this are copied into the batch
 /// instead of getting an entry of their own in the vectored write.
@@ -313,18 +265,6 @@ mod tests {
         file.read_to_string(&mut text).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(text, "not a pipe");
-    }
-
-    #[test]
-    fn batch_keeps_order_of_small_and_large_writes() {
-        let mut writer = BatchWriter::new(Vec::new());
-        writer.write(b"ab").unwrap();
-        writer.write(&vec![b'x'; DIRECT_WRITE]).unwrap();
-        writer.write(b"cd").unwrap();
-        assert_eq!(writer.inner.len(), 2 + DIRECT_WRITE);
-        writer.flush().unwrap();
-        assert_eq!(&writer.inner[..2], b"ab");
-        assert!(writer.inner.ends_with(b"xcd"));
     }
 
     /// Accepts at most `limit` bytes per call, as a full pipe does.

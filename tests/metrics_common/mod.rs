@@ -160,6 +160,20 @@ impl Cfscrub {
     /// Starts cfscrub with `args` and `--log-level info`, so that it logs
     /// the address of its metrics endpoint.
     pub fn spawn(args: &[&str]) -> Cfscrub {
+        let mut cfscrub = Cfscrub::spawn_unread_stdout(args);
+        let mut out = cfscrub.child.stdout.take().unwrap();
+        cfscrub.stdout = Some(std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = out.read_to_end(&mut bytes);
+            bytes
+        }));
+        cfscrub
+    }
+
+    /// Starts cfscrub as [`Cfscrub::spawn`] does, but leaves its stdout in
+    /// `child.stdout` for the caller to read, or not. [`Cfscrub::wait`]
+    /// then returns an empty stdout.
+    pub fn spawn_unread_stdout(args: &[&str]) -> Cfscrub {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
         let mut child = Command::new(env!("CARGO_BIN_EXE_cfscrub"))
@@ -172,12 +186,6 @@ impl Cfscrub {
             .spawn()
             .expect("start cfscrub");
         let stdin = child.stdin.take();
-        let mut out = child.stdout.take().unwrap();
-        let stdout = std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = out.read_to_end(&mut bytes);
-            bytes
-        });
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let err = child.stderr.take().unwrap();
         let sink = lines.clone();
@@ -190,7 +198,7 @@ impl Cfscrub {
         Cfscrub {
             child,
             stdin,
-            stdout: Some(stdout),
+            stdout: None,
             stderr_lines: lines,
             stderr: Some(stderr),
         }
@@ -256,7 +264,10 @@ impl Cfscrub {
                 self.stderr_so_far()
             );
         };
-        let stdout = self.stdout.take().unwrap().join().unwrap();
+        let stdout = self
+            .stdout
+            .take()
+            .map_or_else(Vec::new, |reader| reader.join().unwrap());
         self.stderr.take().unwrap().join().unwrap();
         Exit { status, stdout, stderr: self.stderr_so_far() }
     }

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::file::FileId;
+use super::file::{FileId, Fingerprint};
+use crate::observe::os_message;
 
 /// Version of the format, stored in the file.
 const FORMAT_VERSION: u32 = 1;
@@ -33,6 +34,10 @@ pub struct Entry {
     /// Offset after the last byte written out: the start of the first
     /// line that was not written yet.
     pub offset: u64,
+    /// The bytes before `offset`, to tell on restart whether the file
+    /// still has them there. Checkpoints of older versions have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
 }
 
 impl Entry {
@@ -67,32 +72,38 @@ impl fmt::Display for CheckpointError {
         match self {
             CheckpointError::Read { path, source } => write!(
                 f,
-                "cannot read checkpoint {}: {source}",
-                path.display()
+                "cannot read checkpoint {}: {}",
+                path.display(),
+                os_message(source)
             ),
             CheckpointError::Invalid { path, detail } => write!(
                 f,
                 "invalid checkpoint {}: {detail}; delete it to start over",
                 path.display()
             ),
+            CheckpointError::Write { path, source }
+                if source.kind() == io::ErrorKind::NotFound =>
+            {
+                write!(
+                    f,
+                    "cannot write checkpoint {}: its directory does not \
+                     exist; create it or choose another --checkpoint",
+                    path.display()
+                )
+            }
             CheckpointError::Write { path, source } => write!(
                 f,
-                "cannot write checkpoint {}: {source}",
-                path.display()
+                "cannot write checkpoint {}: {}",
+                path.display(),
+                os_message(source)
             ),
         }
     }
 }
 
-impl std::error::Error for CheckpointError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            CheckpointError::Read { source, .. }
-            | CheckpointError::Write { source, .. } => Some(source),
-            CheckpointError::Invalid { .. } => None,
-        }
-    }
-}
+// The messages above contain the I/O error, so it is not also returned as
+// the source: the binary prints the whole chain, which would repeat it.
+impl std::error::Error for CheckpointError {}
 
 impl Checkpoint {
     /// Returns a checkpoint of `files`.
@@ -126,6 +137,15 @@ impl Checkpoint {
             )));
         }
         Ok(Some(checkpoint))
+    }
+
+    /// Checks that a checkpoint can be written at `path`, by creating and
+    /// removing the temporary file that [`Checkpoint::save`] uses.
+    pub fn check_writable(path: &Path) -> Result<(), CheckpointError> {
+        let temp = temp_path(path);
+        File::create(&temp).and_then(|_| std::fs::remove_file(&temp)).map_err(
+            |source| CheckpointError::Write { path: path.to_owned(), source },
+        )
     }
 
     /// Replaces the file at `path` with this checkpoint, atomically: after
@@ -195,6 +215,7 @@ mod tests {
             ino: 42,
             birth_ns: Some(1),
             offset: 1024,
+            fingerprint: Some(Fingerprint::of(b"line\n")),
         }]);
         checkpoint.save(&path).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap(), Some(checkpoint));

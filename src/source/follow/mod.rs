@@ -9,10 +9,11 @@
 //! the last line written, so a restart (`restart`) neither loses nor
 //! repeats a line.
 //!
-//! Files that exist at start are read from their end unless asked
-//! otherwise. Files that appear later, and files not in an existing
-//! checkpoint, are read from their start, because everything in them was
-//! written after cfscrub last looked.
+//! Files that exist at start are read from their end unless
+//! `from_start` is set, which the command line does by default when a
+//! checkpoint is given.
+//! Files that appear later are read from their start, because everything
+//! in them was written after cfscrub last looked.
 
 pub mod checkpoint;
 pub mod file;
@@ -26,6 +27,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -61,6 +63,8 @@ pub struct FollowConfig {
     pub poll_interval: Duration,
     /// Use no file system events, only polling.
     pub poll_only: bool,
+    /// Set, by the SIGHUP handler, to reopen the output file.
+    pub reopen_output: Arc<AtomicBool>,
 }
 
 /// The failure that stopped following.
@@ -87,7 +91,8 @@ impl std::error::Error for FollowError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             FollowError::Output { source, .. } => Some(source),
-            FollowError::Checkpoint(error) => Some(error),
+            // The message is the checkpoint error's own.
+            FollowError::Checkpoint(error) => error.source(),
         }
     }
 }
@@ -175,6 +180,7 @@ impl Follower {
     fn follow(&mut self) -> Result<(), FollowError> {
         let mut look_at_paths = true;
         loop {
+            self.reopen_output_if_requested()?;
             let due =
                 self.last_full_look.elapsed() >= self.config.poll_interval;
             let more = self.round(look_at_paths || due)?;

@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use memchr::{memchr_iter, memrchr};
@@ -25,6 +25,8 @@ pub struct Output {
     /// The destination as named in messages: a path, or `stdout`.
     pub name: String,
     is_regular_file: bool,
+    /// The path of an output file, for reopening it.
+    path: Option<PathBuf>,
     batch: Vec<u8>,
 }
 
@@ -35,6 +37,7 @@ impl Output {
             file: open_stdout()?,
             name: "stdout".to_owned(),
             is_regular_file: false,
+            path: None,
             batch: Vec::new(),
         })
     }
@@ -47,8 +50,22 @@ impl Output {
             file,
             name: path.display().to_string(),
             is_regular_file,
+            path: Some(path.to_owned()),
             batch: Vec::new(),
         })
+    }
+
+    /// Writes and syncs what is pending, then opens the output path again, creating
+    /// the file if it was moved away. Returns false, and does nothing, when
+    /// the output is standard output.
+    pub fn reopen(&mut self) -> io::Result<bool> {
+        let Some(path) = self.path.clone() else {
+            return Ok(false);
+        };
+        // Synced, because the next checkpoint syncs only the new file.
+        self.sync()?;
+        *self = Output::append_to(&path)?;
+        Ok(true)
     }
 
     /// Returns the identity of the destination when it is a regular file.

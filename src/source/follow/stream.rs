@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use memchr::memrchr;
+
 use super::checkpoint::Entry;
-use super::file::{FileId, OpenFile, Rotation};
+use super::file::{FileId, Fingerprint, OpenFile, Rotation, TAIL_LEN};
 use super::output::LineFeeder;
 use crate::engine::Scanner;
 
@@ -43,6 +45,56 @@ pub struct Stream {
     /// Whether a file was ever opened for this path, so that the next one
     /// counts as recreated.
     pub ever_opened: bool,
+    /// The input before the start of the unfinished line, for the
+    /// fingerprint of a checkpoint offset.
+    line_tail: LineTail,
+}
+
+/// The last input bytes of a stream, and a copy of them as they were at
+/// the end of the last whole line.
+#[derive(Debug, Default)]
+struct LineTail {
+    /// The last up to [`TAIL_LEN`] bytes of input.
+    recent: Vec<u8>,
+    /// The last up to [`TAIL_LEN`] bytes of input up to the last newline.
+    at_line_end: Vec<u8>,
+    /// Stream offset after that newline.
+    line_end: u64,
+}
+
+impl LineTail {
+    /// Notes `chunk`, the input that starts at stream offset `start`.
+    fn note(&mut self, start: u64, chunk: &[u8]) {
+        if let Some(newline) = memrchr(b'\n', chunk) {
+            let lines = &chunk[..=newline];
+            self.at_line_end.clear();
+            if lines.len() < TAIL_LEN {
+                let from =
+                    (self.recent.len() + lines.len()).saturating_sub(TAIL_LEN);
+                let from = from.min(self.recent.len());
+                self.at_line_end.extend_from_slice(&self.recent[from..]);
+            }
+            let own = lines.len().saturating_sub(TAIL_LEN);
+            self.at_line_end.extend_from_slice(&lines[own..]);
+            self.line_end = start + lines.len() as u64;
+        }
+        let excess =
+            (self.recent.len() + chunk.len()).saturating_sub(TAIL_LEN);
+        self.recent.drain(..excess.min(self.recent.len()));
+        let own = chunk.len().saturating_sub(TAIL_LEN);
+        self.recent.extend_from_slice(&chunk[own..]);
+    }
+
+    /// Returns the input bytes that end at stream offset `end` and start
+    /// at or after `from`, when they are known.
+    fn before(&self, end: u64, from: u64) -> Option<&[u8]> {
+        if end != self.line_end {
+            return None;
+        }
+        let len = self.at_line_end.len() as u64;
+        let skip = from.saturating_sub(end - len.min(end)).min(len);
+        Some(&self.at_line_end[skip as usize..])
+    }
 }
 
 /// A run of stream bytes read from one file, from `file_start` on.
@@ -81,6 +133,7 @@ impl Stream {
             segments: Vec::new(),
             open_failed: false,
             ever_opened: false,
+            line_tail: LineTail::default(),
         }
     }
 
@@ -169,6 +222,7 @@ impl Stream {
             }
             let front = self.files.front_mut().expect("front exists");
             let at_end = read_to_end(front, buf, &mut budget, |chunk| {
+                self.line_tail.note(self.feeder.fed(), chunk);
                 self.feeder.feed(chunk, output);
             })?;
             if !at_end {
@@ -192,6 +246,7 @@ impl Stream {
                 // here before that is there to read now.
                 let mut unlimited = usize::MAX;
                 read_to_end(front, buf, &mut unlimited, |chunk| {
+                    self.line_tail.note(self.feeder.fed(), chunk);
                     self.feeder.feed(chunk, output);
                 })?;
             }
@@ -226,6 +281,27 @@ impl Stream {
         self.segments.drain(..keep_from);
     }
 
+    /// Returns the fingerprint of the bytes of `segment`'s file before the
+    /// stream offset `released`, when they are known. The bytes before the
+    /// segment's start came from another file, or from an earlier run, so
+    /// a segment that starts within its file has a shorter fingerprint.
+    fn fingerprint_before(
+        &self,
+        segment: &Segment,
+        released: u64,
+    ) -> Option<Fingerprint> {
+        if released <= segment.stream_start {
+            // Nothing of this segment was written out yet, so the offset
+            // is where the segment starts in its file.
+            return (segment.file_start == 0).then(|| Fingerprint::of(&[]));
+        }
+        // NOTE: after a line longer than `LONG_LINE` was released in
+        // pieces, `released` is inside it and no fingerprint is stored,
+        // so a restart there reads the whole file again, repeating lines.
+        let bytes = self.line_tail.before(released, segment.stream_start)?;
+        Some(Fingerprint::of(bytes))
+    }
+
     /// Adds where a restart should go on reading each file of this path
     /// to `entries`: after the last line written out.
     pub fn checkpoint(&self, entries: &mut Vec<Entry>) {
@@ -242,22 +318,25 @@ impl Stream {
         for segment in &self.segments[from..] {
             let into = released.saturating_sub(segment.stream_start);
             let offset = segment.file_start + into;
-            push_entry(&mut own, &segment.path, &segment.id, offset);
+            let fingerprint = self.fingerprint_before(segment, released);
+            let at = (segment.path.as_path(), &segment.id, offset);
+            push_entry(&mut own, at, fingerprint);
         }
         for file in self.files.iter().skip(1) {
-            push_entry(&mut own, &self.path, &file.id, file.position);
+            let at = (self.path.as_path(), &file.id, file.position);
+            push_entry(&mut own, at, Some(file.fingerprint()));
         }
         entries.extend(own);
     }
 }
 
-/// Adds an entry for `id`, replacing an earlier one of the same file:
-/// after a truncation only the newest run of a file can be read again.
+/// Adds an entry for the file `id` at `offset`, replacing an earlier one
+/// of the same file: after a truncation only the newest run of a file can
+/// be read again.
 fn push_entry(
     entries: &mut Vec<Entry>,
-    path: &Path,
-    id: &FileId,
-    offset: u64,
+    (path, id, offset): (&Path, &FileId, u64),
+    fingerprint: Option<Fingerprint>,
 ) {
     entries.retain(|entry| !entry.id().same_file(id));
     entries.push(Entry {
@@ -266,6 +345,7 @@ fn push_entry(
         ino: id.ino,
         birth_ns: id.birth_ns,
         offset,
+        fingerprint,
     });
 }
 
@@ -296,4 +376,45 @@ fn read_to_end(
         feed(&buf[..len]);
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Returns what [`LineTail`] should hold after `input`: the up to
+    /// [`TAIL_LEN`] bytes before the end of its last line, and that end.
+    fn expected_tail(input: &[u8]) -> (Vec<u8>, u64) {
+        let end = memrchr(b'\n', input).map_or(0, |newline| newline + 1);
+        let start = end.saturating_sub(TAIL_LEN);
+        (input[start..end].to_vec(), end as u64)
+    }
+
+    #[test]
+    fn line_tail_matches_whole_input() {
+        let mut input = Vec::new();
+        for seq in 0..40 {
+            input.extend_from_slice(format!("line {seq} ").as_bytes());
+            input.extend(std::iter::repeat_n(b'x', seq * 3));
+            input.push(b'\n');
+        }
+        input.extend_from_slice(b"unfinished");
+        for chunk_len in [1, 2, 7, 63, 64, 65, 200, input.len()] {
+            let mut tail = LineTail::default();
+            let mut fed = 0;
+            for chunk in input.chunks(chunk_len) {
+                tail.note(fed, chunk);
+                fed += chunk.len() as u64;
+            }
+            let (bytes, end) = expected_tail(&input);
+            assert_eq!(tail.line_end, end, "chunks of {chunk_len}");
+            assert_eq!(tail.before(end, 0), Some(&bytes[..]));
+            let skip = end - 10;
+            assert_eq!(
+                tail.before(end, skip),
+                Some(&bytes[bytes.len() - 10..])
+            );
+            assert_eq!(tail.before(end - 1, 0), None);
+        }
+    }
 }

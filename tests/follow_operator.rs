@@ -1,0 +1,160 @@
+//! `cfscrub follow` as an operator meets it: wrong paths, start-up errors
+//! with one clear line, and SIGHUP from logrotate.
+
+mod follow_support;
+
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use follow_support::{
+    Follow, Line, WAIT, append, assert_lines, http_get, line, metric,
+    open_log, temp_dir, wait_for_lines,
+};
+
+/// Runs `cfscrub follow ARGS...` in `dir`, which is expected to exit on
+/// its own, and returns its status and stderr.
+fn run_to_exit(dir: &Path, args: &[&str]) -> (ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cfscrub"))
+        .current_dir(dir)
+        .arg("follow")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cfscrub starts");
+    let deadline = Instant::now() + WAIT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("cfscrub follow {args:?} did not exit within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// Checks that `stderr` is one line, the error, and that it contains
+/// `text` once.
+fn assert_one_line_error(stderr: &str, text: &str) {
+    assert_eq!(stderr.lines().count(), 1, "stderr:\n{stderr}");
+    assert!(stderr.starts_with("cfscrub: "), "stderr:\n{stderr}");
+    assert_eq!(stderr.matches(text).count(), 1, "stderr:\n{stderr}");
+}
+
+#[test]
+fn missing_paths_are_warned() {
+    let dir = temp_dir("missing-paths");
+    std::fs::create_dir(dir.join("empty")).unwrap();
+    let args = ["none.log", "empty/*.log"];
+    let follow = Follow::start(&dir, &dir.join("out"), &args);
+    let metrics = http_get(&follow.metrics_addr(), "/metrics");
+    let (status, stderr) = follow.stop();
+    assert!(status.success(), "exit status {status}");
+    let missing = "a followed file does not exist yet";
+    assert_eq!(stderr.matches(missing).count(), 1, "stderr:\n{stderr}");
+    assert!(stderr.contains("path=none.log"), "stderr:\n{stderr}");
+    let no_match = "no file matches a followed glob yet";
+    assert_eq!(stderr.matches(no_match).count(), 1, "stderr:\n{stderr}");
+    assert_eq!(metric(&metrics, "cfscrub_follow_files"), Some(0.0));
+}
+
+#[test]
+fn directory_path_is_rejected() {
+    let dir = temp_dir("directory-path");
+    std::fs::create_dir(dir.join("logs")).unwrap();
+    let (status, stderr) = run_to_exit(&dir, &["--no-metrics", "logs"]);
+    assert_eq!(status.code(), Some(2), "stderr:\n{stderr}");
+    assert_one_line_error(&stderr, "cannot follow logs: it is a directory");
+    assert!(stderr.contains("'logs/*.log'"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn metrics_address_in_use_is_explained() {
+    let dir = temp_dir("metrics-in-use");
+    let occupied = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = occupied.local_addr().unwrap().to_string();
+    let args = ["--metrics-listen", addr.as_str(), "app.log"];
+    let (status, stderr) = run_to_exit(&dir, &args);
+    assert_eq!(status.code(), Some(2), "stderr:\n{stderr}");
+    let expected = format!(
+        "--metrics-listen: cannot listen on {addr}: address already in use"
+    );
+    assert_one_line_error(&stderr, &expected);
+    assert!(stderr.contains("choose another port"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn corrupt_checkpoint_is_reported_once() {
+    let dir = temp_dir("corrupt-checkpoint");
+    std::fs::write(dir.join("follow.checkpoint"), "not json").unwrap();
+    let args =
+        ["--no-metrics", "--checkpoint", "follow.checkpoint", "app.log"];
+    let (status, stderr) = run_to_exit(&dir, &args);
+    assert_eq!(status.code(), Some(2), "stderr:\n{stderr}");
+    assert_one_line_error(&stderr, "invalid checkpoint follow.checkpoint");
+    assert!(stderr.contains("delete it to start over"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn checkpoint_in_missing_directory_fails_at_start() {
+    let dir = temp_dir("checkpoint-missing-dir");
+    std::fs::write(dir.join("app.log"), line("a", 0).text).unwrap();
+    let args = [
+        "--no-metrics",
+        "--output",
+        "out",
+        "--checkpoint",
+        "missing/follow.checkpoint",
+        "app.log",
+    ];
+    let (status, stderr) = run_to_exit(&dir, &args);
+    assert_eq!(status.code(), Some(2), "stderr:\n{stderr}");
+    assert_one_line_error(
+        &stderr,
+        "cannot write checkpoint missing/follow.checkpoint: its directory \
+         does not exist",
+    );
+    let output = std::fs::read_to_string(dir.join("out")).unwrap();
+    assert_eq!(output, "", "lines were read before the error");
+}
+
+fn send_hangup(follow: &Follow) {
+    let pid = libc::pid_t::try_from(follow.pid()).unwrap();
+    // SAFETY: kill has no memory effects; the pid is a child of this
+    // process that was not waited for yet, so it was not reused.
+    let sent = unsafe { libc::kill(pid, libc::SIGHUP) };
+    assert_eq!(sent, 0, "SIGHUP not sent");
+}
+
+#[test]
+fn sighup_reopens_the_output() {
+    let dir = temp_dir("sighup");
+    let path = dir.join("app.log");
+    let out = dir.join("out");
+    std::fs::write(&path, "").unwrap();
+    let follow = Follow::start(&dir, &out, &["app.log"]);
+    let lines: Vec<Line> = (0..4).map(|seq| line("a", seq)).collect();
+    let mut log = open_log(&path);
+    for line in &lines[..2] {
+        append(&mut log, &line.text);
+    }
+    wait_for_lines(&follow, 2);
+
+    // What logrotate does with `create` and a postrotate of kill -HUP.
+    let rotated = dir.join("out.1");
+    std::fs::rename(&out, &rotated).unwrap();
+    send_hangup(&follow);
+    follow.wait_for_log("reopened the output");
+    for line in &lines[2..] {
+        append(&mut log, &line.text);
+    }
+    let after = wait_for_lines(&follow, 2);
+    let (status, _) = follow.stop();
+    assert!(status.success(), "exit status {status}");
+    let before = std::fs::read_to_string(&rotated).unwrap();
+    assert_lines(&before, "a", &lines[..2]);
+    assert_lines(&after, "a", &lines[2..]);
+}
