@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a single-node Apache Kafka broker on loopback for the test suite.
 #
-# Usage: scripts/kafka.sh start | stop | restart | status | create-topic NAME PARTITIONS
+# Usage: scripts/kafka.sh start | stop | restart | kill | status | create-topic NAME PARTITIONS
 #
 # The broker runs in KRaft mode as combined broker and controller (node.id=1).
 # Its jars come from Maven Central through mvn on the first start and are cached
@@ -68,11 +68,12 @@ die() {
 
 usage() {
   cat >&2 <<'EOF'
-Usage: scripts/kafka.sh start | stop | restart | status | create-topic NAME PARTITIONS
+Usage: scripts/kafka.sh start | stop | restart | kill | status | create-topic NAME PARTITIONS
 
   start         download the jars if not cached, then start a fresh broker
   stop          stop the broker and delete its run directory
   restart       stop the broker and start it again, keeping its topics and data
+  kill          kill the broker with SIGKILL, as a crash would, keeping its data
   status        print whether the broker runs; exit 0 if it does, 3 if not
   create-topic  create topic NAME with PARTITIONS partitions (replication factor 1)
 EOF
@@ -499,6 +500,32 @@ cmd_restart() {
   log "Kafka ${KAFKA_VERSION} is ready again on 127.0.0.1:${KAFKA_PORT} (pid $(<"$PID_FILE"), restarted in $((SECONDS - started_at))s)"
 }
 
+# Kills the broker with SIGKILL, so that it writes nothing more and closes no
+# connection cleanly, as when a machine or the JVM dies. Its run directory
+# stays, so `restart` starts it again on the same data.
+cmd_kill() {
+  validate_ports
+  local pid
+  pid="$(running_broker_pid)" ||
+    die "no Kafka broker runs for port ${KAFKA_PORT}; run 'scripts/kafka.sh start' first"
+  kill -KILL "$pid"
+  while process_alive "$pid"; do
+    sleep 0.1
+  done
+  # The pid can turn zombie while the JVM's other threads still exit and may
+  # still hold the listening sockets, which would fail the free-port check of
+  # a restart right away. Wait until the ports are free.
+  local deadline=$((SECONDS + 10)) name
+  for name in KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_SASL_PORT; do
+    while port_in_use "${!name}"; do
+      ((SECONDS < deadline)) ||
+        die "port ${!name} ($name) is still in use 10s after SIGKILL of the broker (pid $pid)"
+      sleep 0.1
+    done
+  done
+  log "killed the Kafka broker (pid $pid) on 127.0.0.1:${KAFKA_PORT} with SIGKILL, keeping its data"
+}
+
 cmd_status() {
   validate_ports
   local pid
@@ -545,6 +572,7 @@ main() {
     start) cmd_start ;;
     stop) cmd_stop ;;
     restart) cmd_restart ;;
+    kill) cmd_kill ;;
     status) cmd_status ;;
     create-topic) cmd_create_topic "$@" ;;
     -h | --help | help) usage ;;

@@ -121,43 +121,119 @@ fn records_keep_metadata_lose_credentials() {
     assert_eq!(tombstones, (RECORDS / 50) as usize, "tombstones passed");
 }
 
+/// Members started and stopped by each random-stop test.
+const STOP_ROUNDS: usize = 3;
+
+/// Partitions of the input and output topics of a random-stop round.
+const STOP_PARTITIONS: i32 = 3;
+
+/// Returns the seed of the random stops: `CFSCRUB_TEST_SEED`, or a new
+/// one. It is printed, so a failing run can be replayed.
+fn stop_seed() -> u64 {
+    let seed = match std::env::var("CFSCRUB_TEST_SEED") {
+        Ok(text) => text.parse().expect("CFSCRUB_TEST_SEED is a number"),
+        Err(_) => rand::random(),
+    };
+    eprintln!("random stops: seed {seed} (replay with CFSCRUB_TEST_SEED)");
+    seed
+}
+
+/// Starts a member on new topics that a feeder writes to, sends it
+/// SIGTERM or SIGINT at a random moment after it joined, and checks that
+/// it exits 0 (the watchdog would exit 2 past the grace period) and that
+/// each output partition holds the records of its input partition in
+/// order, whole, once each, up to the committed offset.
+fn stop_at_random_moment(broker: &str, exactly_once: bool, seed: u64) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for round in 0..STOP_ROUNDS {
+        let delay = Duration::from_millis(rng.random_range(0..2_500));
+        let interrupt = rng.random_bool(0.5);
+        let signal = if interrupt { "SIGINT" } else { "SIGTERM" };
+        let case = format!(
+            "seed {seed}, round {round}: {signal} {delay:?} after joining"
+        );
+        let name = if exactly_once { "stop-eos" } else { "stop" };
+        let input = unique(name);
+        let output = format!("{input}.redacted");
+        create_topic(broker, &input, STOP_PARTITIONS, &[]);
+        create_topic(broker, &output, STOP_PARTITIONS, &[]);
+        let feeder = Feeder::start(broker, &input, STOP_PARTITIONS);
+
+        let dir = TestDir::new(name);
+        let group = unique("group");
+        let mut args = member_args(broker, &group, &input, "{topic}.redacted");
+        if exactly_once {
+            args.extend([
+                "--exactly-once".into(),
+                "--transactional-id".into(),
+            ]);
+            args.push(unique("txn"));
+        }
+        let mut member = Member::start(dir.path(), "member", &args);
+        member.wait_ready();
+        std::thread::sleep(delay);
+        if interrupt {
+            member.interrupt();
+        } else {
+            member.terminate();
+        }
+        let status = member.wait();
+        let (_, planted) = feeder.stop();
+        assert!(
+            status.success(),
+            "{case}: exit {status}: {}",
+            member.stderr_text()
+        );
+
+        let committed =
+            committed_offsets(broker, &group, &input, STOP_PARTITIONS);
+        let copies = read_all(broker, &output, exactly_once);
+        let finder = planted.finder();
+        for partition in 0..STOP_PARTITIONS {
+            let ids: Vec<Option<u64>> = copies
+                .iter()
+                .filter(|copy| copy.partition == partition)
+                .map(|copy| copy.value.as_deref().and_then(record_id))
+                .collect();
+            let want: Vec<Option<u64>> = (0..ids.len() as i64)
+                .map(|offset| {
+                    let n = offset * i64::from(STOP_PARTITIONS)
+                        + i64::from(partition);
+                    Some(n as u64)
+                })
+                .collect();
+            assert!(
+                ids == want,
+                "{case}: partition {partition} holds other records than \
+                 the first {} of its input, in order",
+                ids.len()
+            );
+            assert_eq!(
+                committed.get(&partition).copied().unwrap_or(0),
+                ids.len() as i64,
+                "{case}: partition {partition}: committed offset against \
+                 records delivered"
+            );
+        }
+        for copy in &copies {
+            assert!(!finder.record_leaks(copy), "{case}: a copy leaks");
+            let value = copy.value.as_deref().unwrap_or_default();
+            assert!(value.ends_with(b"\n"), "{case}: a copy is cut short");
+        }
+    }
+}
+
 #[test]
 fn sigterm_commits_what_was_delivered() {
     let Some(broker) = broker() else { return };
-    let input = unique("sigterm");
-    let output = format!("{input}.redacted");
-    create_topic(&broker, &input, 3, &[]);
-    create_topic(&broker, &output, 3, &[]);
-    let feeder = Feeder::start(&broker, &input, 3);
+    stop_at_random_moment(&broker, false, stop_seed());
+}
 
-    let dir = TestDir::new("sigterm");
-    let group = unique("group");
-    let args = member_args(&broker, &group, &input, "{topic}.redacted");
-    let mut member = Member::start(dir.path(), "member", &args);
-    member.wait_ready();
-    // Let records flow for a while, so that SIGTERM lands mid-stream.
-    let deadline = Instant::now() + WAIT;
-    while end_offsets(&broker, &output).values().sum::<i64>() < 5_000 {
-        assert!(Instant::now() < deadline, "no output within {WAIT:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    member.terminate();
-    let status = member.wait();
-    let (sent, _) = feeder.stop();
-    assert!(status.success(), "exit {status}: {}", member.stderr_text());
-
-    let committed = committed_offsets(&broker, &group, &input, 3);
-    let delivered = end_offsets(&broker, &output);
-    for partition in 0..3 {
-        assert_eq!(
-            committed.get(&partition).copied().unwrap_or(0),
-            delivered[&partition],
-            "partition {partition}: committed offset against records \
-             delivered"
-        );
-    }
-    let total: i64 = delivered.values().sum();
-    assert!(total < sent as i64, "the input kept growing after SIGTERM");
+#[test]
+fn random_stop_keeps_exactly_once() {
+    let Some(broker) = broker() else { return };
+    stop_at_random_moment(&broker, true, stop_seed());
 }
 
 /// Lines for kcat, each a record: an id, the codec and a credential.
@@ -249,23 +325,6 @@ fn compressed_and_large_records() {
         let want = redacted(&scanner, &lines[&id]);
         assert!(*copy == want, "record {id} differs beyond redaction");
     }
-}
-
-/// Returns whether kcat is on PATH; without it the test skips, or fails
-/// in CI.
-fn kcat_available() -> bool {
-    let found = Command::new("kcat")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "kcat not found; run scripts/setup-test-deps.sh"
-        );
-        eprintln!("skipped: kcat not found (run scripts/setup-test-deps.sh)");
-    }
-    found
 }
 
 /// Produces `lines` to partition 0 of `topic` with kcat, compressed with

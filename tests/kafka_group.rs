@@ -5,55 +5,9 @@
 mod kafka_common;
 mod metrics_common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kafka_common::*;
-
-/// Settings that let the group notice a killed member within seconds.
-fn quick_session(args: &mut Vec<String>) {
-    for setting in [
-        format!("consumer.session.timeout.ms={SESSION_TIMEOUT_MS}"),
-        "consumer.heartbeat.interval.ms=1000".to_owned(),
-    ] {
-        args.extend(["-X".to_owned(), setting]);
-    }
-}
-
-/// Waits until `member`'s metric `series` reaches `value`.
-fn wait_metric(member: &Member, series: &str, value: f64) {
-    let deadline = Instant::now() + WAIT;
-    while member.metric(series).is_none_or(|v| v < value) {
-        assert!(
-            Instant::now() < deadline,
-            "{series} below {value} after {WAIT:?}: {}",
-            member.stderr_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Checks that every record up to `sent` appears in `copies` at least
-/// once (exactly once when `exactly` is set) and that none leaks.
-fn check_copies(
-    copies: &[TestRecord],
-    sent: u64,
-    planted: &Planted,
-    exactly: bool,
-) {
-    let finder = planted.finder();
-    for copy in copies {
-        assert!(!finder.record_leaks(copy), "a copy leaks a credential");
-    }
-    let counts = id_counts(copies);
-    for id in 0..sent {
-        let count = counts.get(&id).copied().unwrap_or(0);
-        assert!(count >= 1, "record {id} missing from the output");
-        if exactly {
-            assert_eq!(count, 1, "record {id} seen {count} times");
-        }
-    }
-    assert_eq!(counts.len() as u64, sent, "distinct records in the output");
-}
 
 #[test]
 fn killed_member_partitions_taken_over() {

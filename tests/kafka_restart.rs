@@ -1,6 +1,6 @@
-//! A broker restarted mid-stream under both delivery guarantees: the
-//! members recover, at-least-once loses nothing and exactly-once still
-//! delivers each record once.
+//! A broker restarted mid-stream under both delivery guarantees, first
+//! cleanly and then after SIGKILL: the members recover, at-least-once
+//! loses nothing and exactly-once still delivers each record once.
 //!
 //! This test stops the shared broker, so it lives in a test binary of its
 //! own: cargo runs test binaries one after another, so no other test sees
@@ -14,19 +14,28 @@ use std::time::{Duration, Instant};
 
 use kafka_common::*;
 
-/// Restarts the broker with `scripts/kafka.sh restart`, keeping its data.
-fn restart_broker(broker: &str) {
+/// Runs `scripts/kafka.sh COMMAND` for the broker at `broker`.
+fn kafka_script(broker: &str, command: &str) {
     let (_, port) = broker.rsplit_once(':').expect("HOST:PORT");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka.sh");
     let status = Command::new(script)
-        .arg("restart")
+        .arg(command)
         .env("KAFKA_PORT", port)
         .status()
-        .expect("run scripts/kafka.sh restart");
-    assert!(status.success(), "scripts/kafka.sh restart exited with {status}");
+        .unwrap_or_else(|error| panic!("run scripts/kafka.sh: {error}"));
+    assert!(
+        status.success(),
+        "scripts/kafka.sh {command} exited with {status}"
+    );
 }
 
 /// Waits until `member` has written `count` more records than `from`.
+///
+/// NOTE: in one run on a loaded 2-core machine, a feeder stopped writing
+/// after the clean restart (its input topic stopped growing and the member
+/// had forwarded all of it), so this wait timed out; one more timeout of
+/// this wait was not examined. Why the feeder's idempotent producer
+/// stalled is not known.
 fn wait_written(member: &Member, from: f64, count: f64) {
     let series = "cfscrub_written_records_total{source=\"kafka\"}";
     let deadline = Instant::now() + WAIT;
@@ -44,6 +53,20 @@ fn written(member: &Member) -> f64 {
     member
         .metric("cfscrub_written_records_total{source=\"kafka\"}")
         .unwrap_or(0.0)
+}
+
+/// Returns the member's errors of the Kafka stages. Which client reports
+/// an outage varies: librdkafka reports a connection error that repeats
+/// the last one on the same connection only once, so a second outage may
+/// reach only the other client.
+fn errors(member: &Member) -> f64 {
+    ["consume", "produce", "commit"]
+        .iter()
+        .map(|stage| {
+            let series = format!("cfscrub_errors_total{{stage=\"{stage}\"}}");
+            member.metric(&series).unwrap_or(0.0)
+        })
+        .sum()
 }
 
 #[test]
@@ -80,13 +103,22 @@ fn broker_restart_loses_nothing() {
         wait_written(member, 0.0, 2_000.0);
     }
 
-    restart_broker(&broker);
-    let consume_errors = "cfscrub_errors_total{stage=\"consume\"}";
-    for member in &members {
-        let before = written(member);
-        wait_written(member, before, 2_000.0);
-        let errors = member.metric(consume_errors).unwrap_or(0.0);
-        assert!(errors >= 1.0, "the outage was not counted as an error");
+    // A clean restart, then a crash: SIGKILL leaves the broker no time to
+    // close connections, finish writes or hand over its coordinators.
+    for commands in [&["restart"][..], &["kill", "restart"][..]] {
+        let errors_before: Vec<f64> = members.iter().map(errors).collect();
+        for command in commands {
+            kafka_script(&broker, command);
+        }
+        for (member, before) in members.iter().zip(errors_before) {
+            let progress = written(member);
+            wait_written(member, progress, 2_000.0);
+            assert!(
+                errors(member) > before,
+                "scripts/kafka.sh {commands:?}: the outage was not counted \
+                 as an error"
+            );
+        }
     }
     let fed: Vec<_> = feeders.into_iter().map(Feeder::stop).collect();
     for ((input, _, group, _), member) in topics.iter().zip(&members) {

@@ -31,6 +31,8 @@ pub struct DeliveryContext {
     metrics: Metrics,
     transactional_id: Option<String>,
     throttle: Throttle,
+    /// Rate limit of the log lines of failed deliveries.
+    failures: Throttle,
 }
 
 impl DeliveryContext {
@@ -47,6 +49,7 @@ impl DeliveryContext {
             metrics,
             transactional_id,
             throttle: Throttle::new(),
+            failures: Throttle::new(),
         }
     }
 
@@ -156,11 +159,13 @@ impl ProducerContext for DeliveryContext {
         let Some((topic, partition)) = input else {
             // The partition moved to another member, which consumes the
             // record again from the last commit.
-            tracing::warn!(
-                output,
-                %error,
-                "delivery failed for a revoked partition"
-            );
+            if self.failures.allow() {
+                tracing::warn!(
+                    output,
+                    %error,
+                    "delivery failed for a revoked partition"
+                );
+            }
             return;
         };
         let record = RecordId {
@@ -168,20 +173,15 @@ impl ProducerContext for DeliveryContext {
             partition,
             offset: sent.offset,
         };
-        tracing::error!(input = %record, output, %error, "delivery failed");
-        let failure = match code {
-            Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
-                let size = message.payload_len()
-                    + message.key().map_or(0, <[u8]>::len);
-                Error::RecordTooLarge { record, size, output }
-            }
-            Some(code) => Error::Delivery { record, output, code },
-            None => Error::Delivery {
-                record,
-                output,
-                code: RDKafkaErrorCode::Fail,
-            },
-        };
+        // Every record in flight to a deleted topic fails at once, so
+        // the log is rate-limited; the metric counts each.
+        if self.failures.allow() {
+            tracing::error!(input = %record, output, %error, "delivery failed");
+        }
+        let size =
+            message.payload_len() + message.key().map_or(0, <[u8]>::len);
+        let code = code.unwrap_or(RDKafkaErrorCode::Fail);
+        let failure = Error::undelivered(record, output, size, code);
         self.fail(failure);
     }
 }

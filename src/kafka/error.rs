@@ -93,6 +93,24 @@ pub enum Error {
         /// The output topic.
         output: String,
     },
+    /// A header name of a record is not UTF-8, so with header redaction
+    /// its value cannot be read.
+    HeaderName {
+        /// The input record.
+        record: RecordId,
+        /// The header's index, from 0.
+        index: usize,
+    },
+    /// The output topic, or the partition of a record in it, disappeared
+    /// while the member ran: the topic was deleted.
+    OutputMissing {
+        /// The input record whose copy was not delivered.
+        record: RecordId,
+        /// The output topic.
+        output: String,
+        /// librdkafka's error code.
+        code: RDKafkaErrorCode,
+    },
     /// The broker rejected a redacted record for good.
     Delivery {
         /// The input record.
@@ -177,6 +195,20 @@ impl fmt::Display for Error {
                  -X producer.message.max.bytes and the topic's \
                  max.message.bytes; offsets stay before this record"
             ),
+            Error::HeaderName { record, index } => write!(
+                f,
+                "record {record}: the name of header {index} is not UTF-8, \
+                 so cfscrub cannot read the header to redact its value: run \
+                 without --redact-headers, which copies headers byte for \
+                 byte; offsets stay before this record"
+            ),
+            Error::OutputMissing { record, output, code } => write!(
+                f,
+                "output topic {output} not found while delivering record \
+                 {record} ({code}): it was deleted; create it again and \
+                 restart, and offsets stay before this record, so the \
+                 restart delivers it"
+            ),
             Error::Delivery { record, output, code } => write!(
                 f,
                 "delivery of record {record} to {output} failed: {code}; \
@@ -207,6 +239,30 @@ impl fmt::Display for Error {
 impl From<super::settings::ConfigError> for Error {
     fn from(error: super::settings::ConfigError) -> Error {
         Error::Config { option: error.option, detail: error.detail }
+    }
+}
+
+impl Error {
+    /// Returns the error for a record whose copy the producer or the
+    /// broker rejected with `code`; `size` is the copy's value and key
+    /// bytes.
+    pub(crate) fn undelivered(
+        record: RecordId,
+        output: String,
+        size: usize,
+        code: RDKafkaErrorCode,
+    ) -> Error {
+        match code {
+            RDKafkaErrorCode::MessageSizeTooLarge => {
+                Error::RecordTooLarge { record, size, output }
+            }
+            RDKafkaErrorCode::UnknownPartition
+            | RDKafkaErrorCode::UnknownTopic
+            | RDKafkaErrorCode::UnknownTopicOrPartition => {
+                Error::OutputMissing { record, output, code }
+            }
+            code => Error::Delivery { record, output, code },
+        }
     }
 }
 

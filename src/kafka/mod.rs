@@ -53,7 +53,7 @@ use rdkafka::error::KafkaError;
 #[cfg(feature = "kafka")]
 pub use error::{Error, RecordId, Role};
 #[cfg(feature = "kafka")]
-pub use record::{Field, RecordRedactor};
+pub use record::{Field, RecordRedactor, UnreadableHeader};
 pub use settings::{
     ConfigError, Guarantee, OutputTemplate, Partitioning, Property, Scope,
     Settings,

@@ -219,6 +219,16 @@ impl<'c> Pipeline<'c> {
         let started = Instant::now();
         let redacted = self.redactor.redact(message);
         self.scan_time += started.elapsed();
+        let redacted = match redacted {
+            Ok(redacted) => redacted,
+            Err(header) => {
+                context.delivery().tracker().failed(id, offset);
+                context.metrics.error(Stage::Consume);
+                let record =
+                    RecordId { topic: topic.to_owned(), partition, offset };
+                return Err(Error::HeaderName { record, index: header.index });
+            }
+        };
         if let Some(findings) = &mut self.findings {
             write_findings(findings, message, redacted.findings)?;
         }
@@ -255,12 +265,10 @@ impl<'c> Pipeline<'c> {
             context.metrics.error(Stage::Produce);
             let record =
                 RecordId { topic: topic.to_owned(), partition, offset };
-            let output = output.clone();
             match error.rdkafka_error_code() {
-                Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
-                    Error::RecordTooLarge { record, size, output }
+                Some(code) => {
+                    Error::undelivered(record, output.clone(), size, code)
                 }
-                Some(code) => Error::Delivery { record, output, code },
                 None => Error::Client { action: "producing", source: error },
             }
         })

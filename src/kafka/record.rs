@@ -1,10 +1,12 @@
 //! The redacted copy of one consumed record.
 
+use std::cell::Cell;
 use std::fmt;
-use std::sync::Arc;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Once};
 
 use rdkafka::message::{
-    BorrowedMessage, Header, Headers, Message, OwnedHeaders,
+    BorrowedHeaders, BorrowedMessage, Header, Headers, Message, OwnedHeaders,
 };
 
 use crate::engine::{Finding, Scanner, Sink, Stats};
@@ -96,10 +98,16 @@ impl RecordRedactor {
     }
 
     /// Redacts `message`.
+    ///
+    /// Without header redaction the headers are copied by librdkafka, byte
+    /// for byte, whatever their names. With it, a header name that is not
+    /// UTF-8 cannot be read (see [`read_header`]), so the record is
+    /// rejected with that header's index rather than forwarded with a
+    /// value left unscanned.
     pub fn redact<'a>(
         &'a mut self,
         message: &'a BorrowedMessage<'_>,
-    ) -> Redacted<'a> {
+    ) -> Result<Redacted<'a>, UnreadableHeader> {
         self.findings.clear();
         let value = match message.payload() {
             Some(payload) => {
@@ -133,9 +141,14 @@ impl RecordRedactor {
             Some(key) => KeyCopy::Original(key),
             None => KeyCopy::Absent,
         };
-        let headers =
-            message.headers().map(|headers| self.copy_headers(headers));
-        Redacted {
+        let headers = match message.headers() {
+            Some(headers) if self.redact_headers => {
+                Some(self.copy_headers(headers)?)
+            }
+            Some(headers) => Some(headers.detach()),
+            None => None,
+        };
+        Ok(Redacted {
             value: value.then_some(self.value.as_slice()),
             key: match key {
                 KeyCopy::Redacted => Some(self.key.as_slice()),
@@ -145,17 +158,22 @@ impl RecordRedactor {
             headers,
             timestamp: message.timestamp().to_millis(),
             findings: &self.findings,
-        }
+        })
     }
 
-    fn copy_headers<H: Headers>(&mut self, headers: &H) -> OwnedHeaders {
-        let mut copy = OwnedHeaders::new_with_capacity(headers.count());
-        // NOTE: rdkafka 0.39 panics on a header name that is not UTF-8
-        // (`Headers::try_get` unwraps the conversion). Java clients only
-        // write UTF-8 names, so only a non-Java producer can cause it.
-        for (index, header) in headers.iter().enumerate() {
+    /// Copies `headers` with their values redacted.
+    fn copy_headers(
+        &mut self,
+        headers: &BorrowedHeaders,
+    ) -> Result<OwnedHeaders, UnreadableHeader> {
+        let count = headers.count();
+        let mut copy = OwnedHeaders::new_with_capacity(count);
+        for index in 0..count {
+            let Some(header) = read_header(headers, index)? else {
+                break;
+            };
             let value = match header.value {
-                Some(value) if self.redact_headers => {
+                Some(value) => {
                     self.scratch.clear();
                     scan(
                         &self.scanner,
@@ -167,12 +185,56 @@ impl RecordRedactor {
                     );
                     Some(self.scratch.as_slice())
                 }
-                other => other,
+                None => None,
             };
             copy = copy.insert(Header { key: header.key, value });
         }
-        copy
+        Ok(copy)
     }
+}
+
+/// A header whose name is not UTF-8, by its index in the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnreadableHeader {
+    /// The header's index, from 0.
+    pub index: usize,
+}
+
+thread_local! {
+    /// Set while [`read_header`] expects a panic that it catches, so that
+    /// the panic hook does not print it.
+    static CATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Returns header `index` of `headers`, `None` past the last one.
+///
+/// rdkafka 0.39 has no way to read a header name as bytes:
+/// `BorrowedHeaders::try_get` converts the name with
+/// `CStr::to_str().unwrap()`, which panics on a name that is not UTF-8.
+/// Kafka allows any bytes there, and a producer other than the Java client
+/// can write them. The panic is caught here and becomes an error; the
+/// panic message names no input bytes. This needs the default
+/// `panic = "unwind"`: under `panic = "abort"` such a record would end the
+/// process. Reading the name through librdkafka's C API would need
+/// `unsafe`, which this crate forbids.
+fn read_header(
+    headers: &BorrowedHeaders,
+    index: usize,
+) -> Result<Option<Header<'_, &[u8]>>, UnreadableHeader> {
+    static QUIET_HOOK: Once = Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !CATCHING.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    CATCHING.with(|catching| catching.set(true));
+    let header =
+        panic::catch_unwind(AssertUnwindSafe(|| headers.try_get(index)));
+    CATCHING.with(|catching| catching.set(false));
+    header.map_err(|_| UnreadableHeader { index })
 }
 
 enum KeyCopy<'a> {

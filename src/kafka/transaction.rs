@@ -31,6 +31,12 @@ const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 /// at once while no coordinator is known.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
+/// Maximum wait of one call to abort a transaction; see [`abort_until`].
+const ABORT_STEP: Duration = Duration::from_millis(100);
+
+/// Time spent serving delivery reports between two steps of an abort.
+const REPORT_SERVE: Duration = Duration::from_millis(10);
+
 /// The open transaction and the input records in it.
 #[derive(Debug, Default)]
 pub struct Transaction {
@@ -257,25 +263,45 @@ fn retry(
 
 /// Aborts, retrying an abort that failed with an error that is not fatal
 /// until the retry deadline of `start`.
+///
+/// librdkafka's abort purges the records of the transaction and waits
+/// until their delivery reports are served. rdkafka 0.39's
+/// `BaseProducer::abort_transaction`, unlike its `commit_transaction`,
+/// serves none, and this thread is the only one that polls the producer,
+/// so a single call with records in flight would wait out its whole
+/// timeout. The abort is therefore called in steps of [`ABORT_STEP`],
+/// which librdkafka allows (a timed-out abort resumes on the next call),
+/// with the reports served in between.
 fn abort_until(context: &GroupContext, start: Instant) -> Result<(), Error> {
     loop {
         let deadline = context.retry_deadline(start);
-        let error = match context.producer.abort_transaction(left(deadline)) {
+        let step = left(deadline).min(ABORT_STEP);
+        let error = match context.producer.abort_transaction(step) {
             Ok(()) => return Ok(()),
             Err(error) => error,
         };
-        context.metrics.error(Stage::Commit);
         if is_fatal(&error) {
             return Err(fatal(context, "aborting the transaction", error));
         }
-        if Instant::now() >= context.retry_deadline(start) {
+        if Instant::now() >= deadline {
+            context.metrics.error(Stage::Commit);
             return Err(Error::Client {
                 action: "aborting the transaction",
                 source: error,
             });
         }
-        tracing::warn!(%error, "transaction abort failed, retrying");
-        std::thread::sleep(RETRY_PAUSE);
+        let timed_out = matches!(
+            &error,
+            KafkaError::Transaction(inner)
+                if inner.code() == RDKafkaErrorCode::OperationTimedOut
+        );
+        if timed_out {
+            context.producer.poll(REPORT_SERVE);
+        } else {
+            context.metrics.error(Stage::Commit);
+            tracing::warn!(%error, "transaction abort failed, retrying");
+            context.producer.poll(RETRY_PAUSE);
+        }
     }
 }
 

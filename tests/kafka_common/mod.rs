@@ -99,6 +99,23 @@ pub fn create_topic(
     }
 }
 
+/// Deletes topic `name`, and waits until the broker no longer lists it.
+pub fn delete_topic(broker: &str, name: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .create()
+        .expect("admin client");
+    let options = AdminOptions::new().operation_timeout(Some(WAIT));
+    let results = runtime()
+        .block_on(admin.delete_topics(&[name], &options))
+        .unwrap_or_else(|error| panic!("delete topic {name}: {error}"));
+    for result in results {
+        if let Err((topic, code)) = result {
+            panic!("delete topic {topic}: {code}");
+        }
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -454,6 +471,33 @@ pub fn wait_all_committed(broker: &str, group: &str, topic: &str) {
     }
 }
 
+/// Returns whether kcat is on PATH; without it the test skips, or fails
+/// in CI.
+pub fn kcat_available() -> bool {
+    let found = Command::new("kcat")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "kcat not found; run scripts/setup-test-deps.sh"
+        );
+        eprintln!("skipped: kcat not found (run scripts/setup-test-deps.sh)");
+    }
+    found
+}
+
+/// Returns the value of the first line of a Prometheus text file that
+/// starts with `series`.
+pub fn textfile_metric(path: &Path, series: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
 /// Returns a loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
@@ -528,7 +572,24 @@ impl Member {
         self.signal("-TERM");
     }
 
-    fn signal(&self, name: &str) {
+    /// Sends SIGINT, as Ctrl-C in a terminal does.
+    pub fn interrupt(&self) {
+        self.signal("-INT");
+    }
+
+    /// Stops the process with SIGSTOP: every thread halts, heartbeats
+    /// included, as in a long garbage-collection or scheduling pause.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Continues a process stopped by [`Member::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// Sends the signal `name`, such as `-TERM`, with kill(1).
+    pub fn signal(&self, name: &str) {
         let pid = self.child.as_ref().expect("running member").id();
         let status = Command::new("kill")
             .args([name, &pid.to_string()])
@@ -743,4 +804,50 @@ pub fn id_counts(records: &[TestRecord]) -> HashMap<u64, usize> {
         }
     }
     counts
+}
+
+/// Settings that let the group notice a killed member within seconds.
+pub fn quick_session(args: &mut Vec<String>) {
+    for setting in [
+        format!("consumer.session.timeout.ms={SESSION_TIMEOUT_MS}"),
+        "consumer.heartbeat.interval.ms=1000".to_owned(),
+    ] {
+        args.extend(["-X".to_owned(), setting]);
+    }
+}
+
+/// Waits until `member`'s metric `series` reaches `value`.
+pub fn wait_metric(member: &Member, series: &str, value: f64) {
+    let deadline = Instant::now() + WAIT;
+    while member.metric(series).is_none_or(|v| v < value) {
+        assert!(
+            Instant::now() < deadline,
+            "{series} below {value} after {WAIT:?}: {}",
+            member.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Checks that every record up to `sent` appears in `copies` at least
+/// once (exactly once when `exactly` is set) and that none leaks.
+pub fn check_copies(
+    copies: &[TestRecord],
+    sent: u64,
+    planted: &Planted,
+    exactly: bool,
+) {
+    let finder = planted.finder();
+    for copy in copies {
+        assert!(!finder.record_leaks(copy), "a copy leaks a credential");
+    }
+    let counts = id_counts(copies);
+    for id in 0..sent {
+        let count = counts.get(&id).copied().unwrap_or(0);
+        assert!(count >= 1, "record {id} missing from the output");
+        if exactly {
+            assert_eq!(count, 1, "record {id} seen {count} times");
+        }
+    }
+    assert_eq!(counts.len() as u64, sent, "distinct records in the output");
 }
