@@ -242,7 +242,11 @@ pub struct FollowArgs {
     pub metrics_listen: SocketAddr,
 
     /// Serves no metrics endpoint.
-    #[arg(long, conflicts_with = "metrics_listen")]
+    #[arg(
+        long,
+        visible_alias = "no-metrics-listen",
+        conflicts_with = "metrics_listen"
+    )]
     pub no_metrics: bool,
 
     /// Writes the metrics in the Prometheus text format to PATH at start,

@@ -69,8 +69,8 @@ pub struct KafkaArgs {
     pub exactly_once: bool,
 
     /// The producer's transactional.id in exactly-once mode. Each member
-    /// needs its own, kept across its restarts [default: cfscrub-GROUP-
-    /// HOSTNAME].
+    /// needs its own, kept across its restarts
+    /// [default: cfscrub-GROUP-HOSTNAME].
     #[arg(long, value_name = "ID", requires = "exactly_once")]
     pub transactional_id: Option<String>,
 
@@ -118,7 +118,11 @@ pub struct KafkaArgs {
 
     /// Serves no metrics endpoint, which this mode otherwise serves on
     /// --metrics-listen or 127.0.0.1:9898.
-    #[arg(long, conflicts_with = "metrics_listen")]
+    #[arg(
+        long,
+        visible_alias = "no-metrics",
+        conflicts_with = "metrics_listen"
+    )]
     pub no_metrics_listen: bool,
 
     #[command(flatten)]

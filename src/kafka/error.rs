@@ -184,9 +184,9 @@ impl fmt::Display for Error {
                 output_partitions,
             } => write!(
                 f,
-                "output topic {output} has {output_partitions} partitions \
-                 but input topic {input} has {input_partitions}: add \
-                 partitions to {output}, or use --partitioner key"
+                "output topic {output} has fewer partitions than input \
+                 topic {input} ({output_partitions} < {input_partitions}): \
+                 add partitions to {output}, or use --partitioner key"
             ),
             Error::RecordTooLarge { record, size, output } => write!(
                 f,
