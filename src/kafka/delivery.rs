@@ -156,6 +156,16 @@ impl ProducerContext for DeliveryContext {
 
         self.metrics.error(Stage::Produce);
         let output = message.topic().to_owned();
+        if code == Some(RDKafkaErrorCode::Fatal) {
+            // A fatal error fails every record in flight, and librdkafka
+            // also reports its cause to `error`, which names it (such as
+            // a fencing by a newer member), so that callback stops the
+            // member. The record stays failed in the tracker.
+            if self.failures.allow() {
+                tracing::warn!(output, %error, "delivery failed: fatal error");
+            }
+            return;
+        }
         let Some((topic, partition)) = input else {
             // The partition moved to another member, which consumes the
             // record again from the last commit.
@@ -193,5 +203,6 @@ pub(crate) fn is_fencing(code: RDKafkaErrorCode) -> bool {
         code,
         RDKafkaErrorCode::ProducerFenced
             | RDKafkaErrorCode::InvalidProducerEpoch
+            | RDKafkaErrorCode::Fenced
     )
 }

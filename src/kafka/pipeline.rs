@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientContext;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::BaseRecord;
+use rdkafka::producer::{BaseRecord, Producer};
 
 use super::delivery::Sent;
 use super::error::{Error, RecordId};
@@ -263,6 +264,20 @@ impl<'c> Pipeline<'c> {
         send(context, record).map_err(|error| {
             context.delivery().tracker().failed(id, offset);
             context.metrics.error(Stage::Produce);
+            // After a fatal error every send fails with `Fatal`. The
+            // error callback records the cause, such as a fencing, but it
+            // may not have been served yet, so the client is asked too.
+            if let Some(failure) = context.take_failure() {
+                return failure;
+            }
+            if let Some((code, reason)) =
+                context.producer.client().fatal_error()
+            {
+                context.delivery().error(KafkaError::Global(code), &reason);
+                if let Some(failure) = context.take_failure() {
+                    return failure;
+                }
+            }
             let record =
                 RecordId { topic: topic.to_owned(), partition, offset };
             match error.rdkafka_error_code() {
