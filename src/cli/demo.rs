@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::args::DemoArgs;
-use crate::engine::{Finding, Kind, Level, Sink, sample};
+use crate::engine::{Collect, Finding, Kind, Level, sample};
 
 /// Runs the demo and returns the exit status.
 pub(super) fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
@@ -19,7 +19,8 @@ pub(super) fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if args.print_input {
         return write_stdout(log.as_bytes());
     }
-    let mut sink = DemoSink { out: Vec::new(), findings: Vec::new() };
+    let mut out = Vec::new();
+    let mut sink = Collect { out: &mut out, findings: Vec::new() };
     let mut redactor = scanner.redactor();
     redactor.count_lines(true);
     // Small random chunks, so several credentials arrive split in two.
@@ -34,7 +35,7 @@ pub(super) fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let Ok(()) = redactor.finish(&mut sink);
     let summary = summarize(&sink.findings, log.len(), chunks, seed);
     sink.out.extend_from_slice(summary.as_bytes());
-    write_stdout(&sink.out)
+    write_stdout(sink.out)
 }
 
 /// Writes `bytes` to stdout. A reader that went away is not an error.
@@ -46,25 +47,6 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<ExitCode> {
             Err(anyhow::Error::new(error).context("write to stdout failed"))
         }
         _ => Ok(ExitCode::SUCCESS),
-    }
-}
-
-struct DemoSink {
-    out: Vec<u8>,
-    findings: Vec<Finding>,
-}
-
-impl Sink for DemoSink {
-    type Error = std::convert::Infallible;
-
-    fn write(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
-        self.out.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn finding(&mut self, finding: &Finding) -> Result<(), Self::Error> {
-        self.findings.push(*finding);
-        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@ mod style;
 
 pub use confirm::checksum_hex;
 pub use kind::{Kind, KindSet, Level};
+pub(crate) use redactor::Collect;
 pub use redactor::{Finding, Redactor, Sink, Stats, count_newlines};
 pub use scanner::{
     BuildError, DEFAULT_KEYWORDS, DEFAULT_WINDOW, MAX_KEYWORD_LEN, MAX_WINDOW,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use memchr::{memchr_iter, memrchr};
 
 use super::file::FileId;
-use crate::engine::{Finding, Redactor, Scanner, Sink, Stats};
+use crate::engine::{Collect, Finding, Redactor, Scanner, Stats};
 use crate::observe::{Metrics, SourceType};
 use crate::source::open_stdout;
 
@@ -161,9 +161,10 @@ impl LineFeeder {
     /// Redacts `bytes`, adding the output to `self.out` and keeping the
     /// findings.
     fn push(&mut self, bytes: &[u8]) {
-        let mut sink =
-            KeepFindings { out: &mut self.out, findings: &mut self.findings };
+        let findings = std::mem::take(&mut self.findings);
+        let mut sink = Collect { out: &mut self.out, findings };
         let Ok(()) = self.redactor.push(bytes, &mut sink);
+        self.findings = sink.findings;
     }
 
     /// Returns the number of bytes fed so far: the stream offset of the
@@ -212,9 +213,10 @@ impl LineFeeder {
             let line = std::mem::take(&mut self.line);
             self.push(&line);
         }
-        let mut sink =
-            KeepFindings { out: &mut self.out, findings: &mut self.findings };
+        let findings = std::mem::take(&mut self.findings);
+        let mut sink = Collect { out: &mut self.out, findings };
         let Ok(()) = self.redactor.finish(&mut sink);
+        self.findings = sink.findings;
         self.release_settled(output);
     }
 
@@ -268,26 +270,6 @@ impl LineFeeder {
             lines_read: self.lines_read,
             lines_written: self.lines_written,
         };
-    }
-}
-
-/// A sink that appends the output to a vector and keeps the findings.
-struct KeepFindings<'a> {
-    out: &'a mut Vec<u8>,
-    findings: &'a mut Vec<Finding>,
-}
-
-impl Sink for KeepFindings<'_> {
-    type Error = std::convert::Infallible;
-
-    fn write(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
-        self.out.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn finding(&mut self, finding: &Finding) -> Result<(), Self::Error> {
-        self.findings.push(*finding);
-        Ok(())
     }
 }
 
