@@ -13,6 +13,9 @@
 #   mvn                  maven (fetches the Kafka jars)
 #   java 17 or newer     openjdk-17-jre-headless (runs the Kafka broker)
 #   systemd-analyze      systemd (checks deploy/systemd)
+#   g++, make            g++, make (build librdkafka and libFuzzer)
+#   pkg-config           pkg-config (finds OpenSSL for librdkafka)
+#   OpenSSL headers      libssl-dev (librdkafka's TLS support)
 #
 # And for the fuzz targets in fuzz/:
 #   nightly toolchain    rustup toolchain install nightly --profile minimal
@@ -34,6 +37,9 @@ declare -A PACKAGE_OF=(
   [/usr/bin/time]=time
   [mvn]=maven
   [systemd-analyze]=systemd
+  [g++]=g++
+  [make]=make
+  [pkg-config]=pkg-config
 )
 JAVA_PACKAGE=openjdk-17-jre-headless
 PROMETHEUS_PORT=9090
@@ -76,6 +82,8 @@ list_missing_packages() {
     command -v "$program" >/dev/null 2>&1 || printf '%s\n' "${PACKAGE_OF[$program]}"
   done
   java_is_17_or_newer || printf '%s\n' "$JAVA_PACKAGE"
+  # A library, not a program: its header shows that it is installed.
+  [[ -f /usr/include/openssl/ssl.h ]] || printf '%s\n' libssl-dev
 }
 
 # Runs a command as root, through sudo when the script runs as another user.
