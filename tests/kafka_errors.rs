@@ -80,7 +80,7 @@ fn sasl_args(password: &str) -> Vec<String> {
 }
 
 /// Returns the address of the broker's SASL listener: the plaintext port
-/// plus 2, unless `CFSCRUB_TEST_KAFKA_SASL` says otherwise.
+/// plus 2, unless `CFSCRUB_TEST_KAFKA_SASL` sets another address.
 fn sasl_broker(broker: &str) -> String {
     if let Ok(address) = std::env::var("CFSCRUB_TEST_KAFKA_SASL") {
         return address;

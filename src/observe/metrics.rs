@@ -139,8 +139,8 @@ pub struct Metrics {
     pub ready: IntGauge,
     /// Start of the write to stdout that has not returned yet, in seconds
     /// since the Unix epoch, or 0 while none is in progress. Only the
-    /// stream filter sets it, so that a reader of stdout that stopped can
-    /// be told apart from an idle input.
+    /// stream filter sets it, so that a stopped reader of stdout can be
+    /// distinguished from an idle input.
     pub write_start_time: Gauge,
     /// Kafka records consumed, by topic and partition.
     pub kafka_consumed: IntCounterVec,

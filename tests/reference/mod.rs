@@ -166,7 +166,7 @@ fn classify(run: &[u8]) -> Option<Kind> {
     token.then_some(Kind::LegacyToken)
 }
 
-/// Reports whether `run` holds a UUID: 8-4-4-4-12 hex digits.
+/// Reports whether `run` contains a UUID: 8-4-4-4-12 hex digits.
 fn has_uuid(run: &[u8]) -> bool {
     let groups = [8, 4, 4, 4, 12];
     (0..run.len().saturating_sub(35)).any(|start| {
