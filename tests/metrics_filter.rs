@@ -85,6 +85,7 @@ fn metrics_count_planted_credentials() {
     let mut cfscrub = Cfscrub::spawn(&[
         "--metrics-listen=127.0.0.1:0",
         "--metrics-linger=600",
+        "--count-lines",
     ]);
     let addr = cfscrub.metrics_addr(WAIT);
     cfscrub.feed(&log.text);
@@ -141,8 +142,11 @@ fn metrics_count_planted_credentials() {
 fn last_line_without_newline_counts() {
     let dir = TempDir::new("records");
     let textfile = dir.path.join("cfscrub.prom");
-    let mut cfscrub =
-        Cfscrub::spawn(&["--metrics-textfile", textfile.to_str().unwrap()]);
+    let mut cfscrub = Cfscrub::spawn(&[
+        "--metrics-textfile",
+        textfile.to_str().unwrap(),
+        "--count-lines",
+    ]);
     cfscrub.feed(b"one\ntwo\nthree");
     let exit = cfscrub.wait(WAIT);
     assert!(exit.status.success(), "exit {:?}: {}", exit.status, exit.stderr);
@@ -151,6 +155,85 @@ fn last_line_without_newline_counts() {
     assert_eq!(sample_value(&text, read_records), Some(3.0));
     let written_records = "cfscrub_written_records_total{source=\"stdin\"}";
     assert_eq!(sample_value(&text, written_records), Some(3.0));
+}
+
+#[test]
+fn records_absent_without_count_lines() {
+    let dir = TempDir::new("no-records");
+    let textfile = dir.path.join("cfscrub.prom");
+    let mut cfscrub =
+        Cfscrub::spawn(&["--metrics-textfile", textfile.to_str().unwrap()]);
+    cfscrub.feed(b"one\ntwo\n");
+    let exit = cfscrub.wait(WAIT);
+    assert!(exit.status.success(), "exit {:?}: {}", exit.status, exit.stderr);
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    let read_bytes = "cfscrub_read_bytes_total{source=\"stdin\"}";
+    assert_eq!(sample_value(&text, read_bytes), Some(8.0));
+    for name in ["cfscrub_read_records_total", "cfscrub_written_records_total"]
+    {
+        let series = format!("{name}{{source=\"stdin\"}}");
+        assert_eq!(sample_value(&text, &series), None, "{series} exported");
+    }
+}
+
+#[test]
+fn findings_turn_on_line_count() {
+    let dir = TempDir::new("findings-records");
+    let textfile = dir.path.join("cfscrub.prom");
+    let findings = dir.path.join("findings.jsonl");
+    let mut cfscrub = Cfscrub::spawn(&[
+        "--metrics-textfile",
+        textfile.to_str().unwrap(),
+        "--findings",
+        findings.to_str().unwrap(),
+    ]);
+    cfscrub.feed(b"one\ntwo\n");
+    let exit = cfscrub.wait(WAIT);
+    assert!(exit.status.success(), "exit {:?}: {}", exit.status, exit.stderr);
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    let read_records = "cfscrub_read_records_total{source=\"stdin\"}";
+    assert_eq!(sample_value(&text, read_records), Some(2.0));
+}
+
+#[test]
+fn count_lines_needs_metrics() {
+    let mut cfscrub = Cfscrub::spawn(&["--count-lines"]);
+    cfscrub.feed(b"line\n");
+    let exit = cfscrub.wait(WAIT);
+    assert_eq!(exit.status.code(), Some(2), "stderr: {}", exit.stderr);
+    assert!(
+        exit.stderr.contains(
+            "--count-lines needs --metrics-listen or --metrics-textfile"
+        ),
+        "stderr: {}",
+        exit.stderr
+    );
+    assert!(exit.stdout.is_empty(), "input was read despite the error");
+}
+
+#[test]
+fn idle_input_publishes_counts() {
+    let log = planted_log();
+    let mut cfscrub = Cfscrub::spawn(&["--metrics-listen=127.0.0.1:0"]);
+    let addr = cfscrub.metrics_addr(WAIT);
+    // Far less than one batch of reads, and stdin stays open: the counts
+    // must be published while the filter waits for more input.
+    cfscrub.feed(&log.text);
+    let read_bytes = "cfscrub_read_bytes_total{source=\"stdin\"}";
+    let expected = log.text.len() as f64;
+    let seen = wait_until(WAIT, || {
+        let text = get(addr, "/metrics").text();
+        (sample_value(&text, read_bytes) == Some(expected)).then_some(text)
+    });
+    let text = seen.unwrap_or_else(|| {
+        panic!("{read_bytes} did not reach {expected} while input idled")
+    });
+    let series = "cfscrub_detections_total{kind=\"user_token\",\
+                  level=\"checksum_valid\"}";
+    let planted = log.count("user_token", "checksum_valid") as f64;
+    assert_eq!(sample_value(&text, series), Some(planted));
+    let exit = cfscrub.wait(WAIT);
+    assert!(exit.status.success(), "exit {:?}: {}", exit.status, exit.stderr);
 }
 
 #[test]

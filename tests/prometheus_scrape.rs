@@ -179,6 +179,7 @@ fn prometheus_scrape_counts_planted_credentials() {
     let mut cfscrub = Cfscrub::spawn(&[
         "--metrics-listen=127.0.0.1:0",
         "--metrics-linger=120",
+        "--count-lines",
     ]);
     let target = cfscrub.metrics_addr(WAIT);
     let prometheus = Prometheus::start(&dir, target);

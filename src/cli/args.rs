@@ -103,6 +103,15 @@ pub struct FilterArgs {
     #[arg(long)]
     pub fail_on_find: bool,
 
+    /// Counts lines, for cfscrub_read_records_total and
+    /// cfscrub_written_records_total, which are left out without it. Off by
+    /// default because it reads every byte a second time, which costs about
+    /// 8% more CPU time on clean logs (see BENCHMARKS.md). --findings counts
+    /// lines for its line numbers, so it turns this on too. Needs
+    /// --metrics-listen or --metrics-textfile.
+    #[arg(long)]
+    pub count_lines: bool,
+
     /// After input ends, keeps serving --metrics-listen until one scrape
     /// has read the final counts, or for at most SECONDS (default 0: exit
     /// at once).

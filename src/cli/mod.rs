@@ -7,6 +7,7 @@ mod filter;
 mod follow;
 mod kafka;
 mod panic;
+mod stream_metrics;
 
 use std::process::ExitCode;
 

@@ -553,9 +553,9 @@ pub fn publish_partition(
             .kafka_produced
             .with_label_values(&labels)
             .inc_by(log.delivered);
-        let counters = metrics.source(SourceType::Kafka);
-        counters.read_records.inc_by(log.consumed);
-        counters.written_records.inc_by(log.delivered);
+        let records = metrics.records(SourceType::Kafka);
+        records.read.inc_by(log.consumed);
+        records.written.inc_by(log.delivered);
     }
     log.consumed = 0;
     log.delivered = 0;

@@ -94,7 +94,7 @@ impl Stage {
     }
 }
 
-/// The four stream counters of one source type, resolved once so that
+/// The byte counters of one source type, resolved once so that
 /// publishing a chunk skips the label lookup.
 #[derive(Clone)]
 pub struct SourceCounters {
@@ -102,10 +102,15 @@ pub struct SourceCounters {
     pub read_bytes: IntCounter,
     /// `cfscrub_written_bytes_total` of this source type.
     pub written_bytes: IntCounter,
+}
+
+/// The record counters of one source type, from [`Metrics::records`].
+#[derive(Clone)]
+pub struct RecordCounters {
     /// `cfscrub_read_records_total` of this source type.
-    pub read_records: IntCounter,
+    pub read: IntCounter,
     /// `cfscrub_written_records_total` of this source type.
-    pub written_records: IntCounter,
+    pub written: IntCounter,
 }
 
 /// The metrics of one cfscrub process and the registry that exports them.
@@ -307,15 +312,13 @@ impl Metrics {
                     written_bytes: metrics
                         .written_bytes
                         .with_label_values(&label),
-                    read_records: metrics
-                        .read_records
-                        .with_label_values(&label),
-                    written_records: metrics
-                        .written_records
-                        .with_label_values(&label),
                 }
             })
             .collect();
+        // The filter counts lines only when asked, so its record series
+        // are created by the filter, and only then.
+        metrics.records(SourceType::Follow);
+        metrics.records(SourceType::Kafka);
         Ok(metrics)
     }
 
@@ -360,7 +363,7 @@ impl Metrics {
         &self.registry
     }
 
-    /// Returns the byte and record counters of `source`.
+    /// Returns the byte counters of `source`.
     pub fn source(&self, source: SourceType) -> &SourceCounters {
         let index = match source {
             SourceType::Stdin => 0,
@@ -372,9 +375,20 @@ impl Metrics {
         &self.sources[index]
     }
 
+    /// Returns the record counters of `source`, creating their series at
+    /// 0 on the first call. This looks the labels up, so a hot loop keeps
+    /// the returned counters instead of calling it again.
+    pub fn records(&self, source: SourceType) -> RecordCounters {
+        let label = [source.id()];
+        RecordCounters {
+            read: self.read_records.with_label_values(&label),
+            written: self.written_records.with_label_values(&label),
+        }
+    }
+
     /// Adds what `now` counted since `before` to the engine counters, for
     /// bytes from `source`. Records are not in [`Stats`], so the caller
-    /// counts them with [`Metrics::source`].
+    /// counts them with [`Metrics::records`].
     pub fn publish(&self, source: SourceType, before: &Stats, now: &Stats) {
         let counters = self.source(source);
         counters.read_bytes.inc_by(now.bytes_in - before.bytes_in);

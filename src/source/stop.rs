@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rustix::event::{PollFd, PollFlags, poll};
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::pipe::{PipeFlags, pipe_with};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::flag;
@@ -81,18 +81,30 @@ impl StopSignal {
 
     /// Waits until `input` is readable (it has bytes, its writer closed
     /// it, or it failed) or a stop is requested. Returns whether the
-    /// input is readable and no stop was requested.
+    /// input is readable and no stop was requested. `before_wait` runs
+    /// once, before the first wait, when the input is not readable at
+    /// once.
     ///
     /// # Errors
     ///
     /// Fails when `poll` fails for a reason other than an interrupt.
-    pub fn wait_readable(&self, input: impl AsFd) -> io::Result<bool> {
+    pub fn wait_readable(
+        &self,
+        input: impl AsFd,
+        mut before_wait: impl FnMut(),
+    ) -> io::Result<bool> {
+        let no_wait = Timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut timeout = Some(&no_wait);
         loop {
             let mut fds = [
                 PollFd::new(&input, PollFlags::IN),
                 PollFd::new(&self.wake, PollFlags::IN),
             ];
-            match poll(&mut fds, None) {
+            match poll(&mut fds, timeout) {
+                Ok(0) if timeout.is_some() => {
+                    before_wait();
+                    timeout = None;
+                }
                 Ok(_) => {
                     if !fds[1].revents().is_empty() || self.requested() {
                         return Ok(false);
