@@ -386,3 +386,74 @@ fn glob_skips_own_output_and_checkpoint() {
     assert!(!stderr.contains("path=out "), "output was followed:\n{stderr}");
     assert!(!stderr.contains("stopped following"), "stderr:\n{stderr}");
 }
+
+/// Returns the current time in seconds since the Unix epoch.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// With stdout a pipe that the test does not read, the stall gauge holds
+/// the start of the blocked write. Once the pipe is read, it is back at 0.
+#[test]
+fn stall_gauge_tracks_blocked_stdout() {
+    const GAUGE: &str = "cfscrub_output_write_start_time_seconds";
+    let dir = temp_dir("follow-stall");
+    let path = dir.join("app.log");
+    std::fs::write(&path, "").unwrap();
+    let mut follow = Follow::start_to_stdout(
+        &dir,
+        std::process::Stdio::piped(),
+        &["app.log"],
+    );
+    let addr = follow.metrics_addr();
+    let scrape = |series: &str| {
+        metric(&http_get(&addr, "/metrics"), series)
+            .unwrap_or_else(|| panic!("/metrics has no {series}"))
+    };
+    assert_eq!(scrape(GAUGE), 0.0, "gauge before input");
+
+    // Many times the 64 KiB that the stdout pipe holds.
+    let mut text = String::new();
+    let mut seq = 0;
+    while text.len() < 4 << 20 {
+        text.push_str(&format!("2026-05-01T10:00:00Z request {seq} ok\n"));
+        seq += 1;
+    }
+    let before = unix_now();
+    append(&mut open_log(&path), &text);
+
+    // The same start in two scrapes in a row is one write that did not
+    // return in between.
+    let deadline = Instant::now() + WAIT;
+    let mut last = 0.0;
+    let started = loop {
+        let seen = scrape(GAUGE);
+        if seen > 0.0 && seen == last {
+            break seen;
+        }
+        last = seen;
+        assert!(Instant::now() < deadline, "{GAUGE} never held one write");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(started >= before - 1.0, "write began {started}, before {before}");
+    assert!(started <= unix_now(), "write began {started}, in the future");
+
+    let mut stdout = follow.take_stdout().unwrap();
+    let expected = text.len();
+    let reader = std::thread::spawn(move || {
+        let mut bytes = vec![0; expected];
+        std::io::Read::read_exact(&mut stdout, &mut bytes).map(|()| bytes)
+    });
+    let output = reader.join().unwrap().expect("read cfscrub's stdout");
+    assert!(output == text.as_bytes(), "stdout differs from the clean lines");
+    let deadline = Instant::now() + WAIT;
+    while scrape(GAUGE) != 0.0 {
+        assert!(Instant::now() < deadline, "{GAUGE} not back at 0");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _) = follow.stop();
+    assert!(status.success(), "exit status {status}");
+}

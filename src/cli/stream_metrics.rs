@@ -1,10 +1,10 @@
 //! The stream filter's metrics: counted per chunk in plain fields, and
 //! published to the shared registry once per batch of chunks.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::engine::Stats;
-use crate::observe::metrics::RecordCounters;
+use crate::observe::metrics::{RecordCounters, unix_seconds_now};
 use crate::observe::{Metrics, SourceType};
 
 /// Chunks read before their counts are published, unless a read has to
@@ -142,7 +142,7 @@ impl StreamMetrics {
     }
 
     pub fn write_ended(&self) {
-        self.metrics.write_start_time.set(0.0);
+        self.metrics.output_write_ended();
     }
 }
 
@@ -157,10 +157,7 @@ struct EpochClock {
 
 impl EpochClock {
     fn now() -> EpochClock {
-        let seconds = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0.0, |since| since.as_secs_f64());
-        EpochClock { seconds, at: Instant::now() }
+        EpochClock { seconds: unix_seconds_now(), at: Instant::now() }
     }
 
     fn epoch_seconds(&mut self, at: Instant) -> f64 {
@@ -245,10 +242,7 @@ mod tests {
         let start = clock.at;
         let later = clock.epoch_seconds(start + Duration::from_millis(250));
         assert!((later - clock.seconds - 0.25).abs() < 1e-6);
-        let wall = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64();
+        let wall = unix_seconds_now();
         let refreshed = clock.epoch_seconds(start + Duration::from_secs(5));
         assert!((refreshed - wall).abs() < 1.0, "{refreshed} vs {wall}");
     }

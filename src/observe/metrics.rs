@@ -142,10 +142,10 @@ pub struct Metrics {
     /// 1 while input is being read (the filter and follow modes) or while
     /// the consumer is in its group (Kafka).
     pub ready: IntGauge,
-    /// Start of the write to stdout that has not returned yet, in seconds
-    /// since the Unix epoch, or 0 while none is in progress. Only the
-    /// stream filter sets it, so that a stopped reader of stdout can be
-    /// distinguished from an idle input.
+    /// Start of the write to the output that has not returned yet, in
+    /// seconds since the Unix epoch, or 0 while none is in progress. The
+    /// stream filter and follow mode set it, so that a stopped reader of
+    /// their output can be distinguished from an idle input.
     pub write_start_time: Gauge,
     /// Kafka records consumed, by topic and partition.
     pub kafka_consumed: IntCounterVec,
@@ -336,10 +336,7 @@ impl Metrics {
             "cfscrub_start_time_seconds",
             "Start time of the process, in seconds since the Unix epoch.",
         )?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        start.set(now);
+        start.set(unix_seconds_now());
         self.registry.register(Box::new(start))?;
         Ok(())
     }
@@ -415,6 +412,17 @@ impl Metrics {
         }
     }
 
+    /// Sets the stall gauge to now, before a write to the output that may
+    /// block. [`Metrics::output_write_ended`] resets it.
+    pub fn output_write_started(&self) {
+        self.write_start_time.set(unix_seconds_now());
+    }
+
+    /// Resets the stall gauge after a write to the output returned.
+    pub fn output_write_ended(&self) {
+        self.write_start_time.set(0.0);
+    }
+
     /// Counts one error at `stage`.
     pub fn error(&self, stage: Stage) {
         self.errors.with_label_values(&[stage.id()]).inc();
@@ -431,6 +439,14 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Returns the current time in seconds since the Unix epoch, or 0 for a
+/// system clock set before it.
+pub fn unix_seconds_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64())
 }
 
 fn counter(

@@ -301,7 +301,7 @@ impl Follower {
             }
             stream.take_findings(&mut found);
         }
-        self.output.flush().map_err(|source| {
+        self.flush_output().map_err(|source| {
             self.metrics.error(Stage::Write);
             FollowError::Output { name: self.output.name.clone(), source }
         })?;
@@ -453,11 +453,24 @@ impl Follower {
             stream.take_findings(&mut found);
             stream.publish(&self.metrics);
         }
-        self.output.flush().map_err(|source| FollowError::Output {
+        self.flush_output().map_err(|source| FollowError::Output {
             name: self.output.name.clone(),
             source,
         })?;
         self.write_findings(&found)
+    }
+
+    /// Writes the lines of this round to the output, with the stall gauge
+    /// set while the write is in progress, because a reader of stdout that
+    /// stopped reading blocks it.
+    fn flush_output(&mut self) -> io::Result<()> {
+        if self.output.batch().is_empty() {
+            return Ok(());
+        }
+        self.metrics.output_write_started();
+        let written = self.output.flush();
+        self.metrics.output_write_ended();
+        written
     }
 
     /// Writes `found` to the findings, if they are on, and flushes them.
