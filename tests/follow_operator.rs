@@ -158,3 +158,37 @@ fn sighup_reopens_the_output() {
     assert_lines(&before, "a", &lines[..2]);
     assert_lines(&after, "a", &lines[2..]);
 }
+
+/// A checkpoint that cannot be written while following is retried every
+/// interval and counted each time, but logged once per 10 s.
+#[test]
+fn checkpoint_failures_logged_once() {
+    let dir = temp_dir("checkpoint-write-fails");
+    let state = dir.join("state");
+    std::fs::create_dir(&state).unwrap();
+    let path = dir.join("app.log");
+    std::fs::write(&path, "").unwrap();
+    let args = [
+        "--checkpoint",
+        "state/follow.checkpoint",
+        "--checkpoint-interval",
+        "0.05",
+        "app.log",
+    ];
+    let follow = Follow::start(&dir, &dir.join("out"), &args);
+    let addr = follow.metrics_addr();
+    std::fs::remove_dir_all(&state).unwrap();
+    append(&mut open_log(&path), &line("a", 0).text);
+    wait_for_lines(&follow, 1);
+
+    let errors = "cfscrub_errors_total{stage=\"checkpoint\"}";
+    let deadline = Instant::now() + WAIT;
+    while metric(&http_get(&addr, "/metrics"), errors).unwrap_or(0.0) < 5.0 {
+        assert!(Instant::now() < deadline, "fewer than 5 failures counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let logged =
+        follow.stderr().matches("writing the checkpoint failed").count();
+    follow.kill();
+    assert_eq!(logged, 1, "failures logged {logged} times");
+}

@@ -9,8 +9,8 @@ use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 
 use super::error::{Error, RecordId};
-use super::throttle::Throttle;
 use super::tracker::{PartitionId, Tracker};
+use crate::observe::throttle::Throttle;
 use crate::observe::{Metrics, Stage};
 
 /// The input record behind one produced record, returned with its

@@ -22,9 +22,9 @@ use super::offsets;
 use super::pipeline::publish_partition;
 use super::settings::{Guarantee, Settings};
 use super::shutdown::Shutdown;
-use super::throttle::Throttle;
 use super::topics;
 use super::transaction::Transaction;
+use crate::observe::throttle::Throttle;
 use crate::observe::{Metrics, Stage};
 
 /// The consumer type of the pipeline.

@@ -35,8 +35,6 @@ mod settings;
 #[cfg(feature = "kafka")]
 mod shutdown;
 #[cfg(feature = "kafka")]
-mod throttle;
-#[cfg(feature = "kafka")]
 mod topics;
 mod tracker;
 #[cfg(feature = "kafka")]

@@ -15,9 +15,9 @@ use super::group::{GroupConsumer, GroupContext};
 use super::offsets;
 use super::record::{Field, RecordRedactor};
 use super::settings::{Guarantee, Partitioning};
-use super::throttle::Throttle;
 use super::tracker::{PartitionId, PartitionLog};
 use crate::engine::{Scanner, Stats};
+use crate::observe::throttle::Throttle;
 use crate::observe::{FindingRecord, FindingsWriter, SourceType, Stage};
 
 /// Maximum wait for a record while consuming.

@@ -5,6 +5,7 @@ mod findings;
 pub mod metrics;
 pub mod server;
 pub mod textfile;
+pub(crate) mod throttle;
 
 pub use findings::{
     DEFAULT_RUNBOOK_URL, FindingRecord, FindingsWriter, runbook_link,

@@ -38,6 +38,7 @@ use stream::{FileFinding, Stream};
 use watch::{DirWatcher, Pattern, Wake};
 
 use crate::engine::Scanner;
+use crate::observe::throttle::Throttle;
 use crate::observe::{FindingRecord, FindingsWriter, Metrics, Stage};
 
 /// Bytes asked for by each read.
@@ -136,6 +137,8 @@ pub struct Follower {
     buf: Vec<u8>,
     last_checkpoint: Instant,
     saved: Option<Checkpoint>,
+    /// Rate limit of the log line of a failed checkpoint write.
+    checkpoint_errors: Throttle,
     findings: Option<FindingsWriter>,
 }
 
@@ -166,6 +169,7 @@ impl Follower {
             buf: vec![0; READ_SIZE],
             last_checkpoint: Instant::now(),
             saved: None,
+            checkpoint_errors: Throttle::new(),
             findings: None,
         }
     }

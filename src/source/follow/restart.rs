@@ -222,7 +222,15 @@ impl Follower {
             }
             Err(error) if !now => {
                 self.metrics.error(Stage::Checkpoint);
-                tracing::warn!(%error, "writing the checkpoint failed, retrying");
+                // Retried every --checkpoint-interval, so a full disk would
+                // log a line a second. The metric counts every failure.
+                if self.checkpoint_errors.allow() {
+                    tracing::warn!(
+                        %error,
+                        "writing the checkpoint failed, retrying; further \
+                         failures are logged at most every 10 s"
+                    );
+                }
                 Ok(())
             }
             Err(error) => {

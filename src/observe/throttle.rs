@@ -1,10 +1,8 @@
-//! Rate limits for log lines that a failing broker can repeat many times
-//! a second.
+//! Rate limits for log lines that a failing broker or disk can repeat
+//! many times a second.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
-
-use super::delivery::lock;
 
 /// Time between two log lines of one kind.
 const INTERVAL: Duration = Duration::from_secs(10);
@@ -24,7 +22,8 @@ impl Throttle {
     /// Returns whether an event may be logged now, and if so starts a new
     /// interval.
     pub fn allow(&self) -> bool {
-        let mut last = lock(&self.last);
+        let mut last =
+            self.last.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         if last.is_some_and(|at| now.duration_since(at) < INTERVAL) {
             return false;
