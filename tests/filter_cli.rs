@@ -142,6 +142,27 @@ fn directory_as_file_reported() {
     assert!(stderr_text(&output).contains("is a directory"));
 }
 
+/// A metrics text file or findings file that is also an input is
+/// rejected before anything is written, so the input stays as it was.
+#[test]
+fn written_file_as_input_rejected() {
+    let dir = TestDir::new("written-input");
+    let input = dir.file("app.log", b"line one\nline two\n");
+    let name = input.to_str().unwrap();
+    for option in ["--metrics-textfile", "--findings"] {
+        let output = run(&[option, name, name], b"");
+        assert_eq!(output.status.code(), Some(2), "{option}");
+        assert!(output.stdout.is_empty(), "{option}: input was read");
+        let expected = format!(
+            "cfscrub: cannot write {option} to {name}, because it is also \
+             an input file; choose another path\n"
+        );
+        assert_eq!(stderr_text(&output), expected, "{option}");
+        let kept = std::fs::read(&input).unwrap();
+        assert_eq!(kept, b"line one\nline two\n", "{option}: input changed");
+    }
+}
+
 /// `-` between two files reads standard input there.
 #[test]
 fn dash_reads_stdin_in_order() {

@@ -192,3 +192,34 @@ fn checkpoint_failures_logged_once() {
     follow.kill();
     assert_eq!(logged, 1, "failures logged {logged} times");
 }
+
+/// A file that follow mode writes cannot be one it follows: the output
+/// among the plain paths, or a metrics text file or findings file among
+/// the plain paths or the matches of a glob.
+#[test]
+fn written_file_as_followed_rejected() {
+    let dir = temp_dir("written-followed");
+    std::fs::write(dir.join("app.log"), "").unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--output", "app.log", "app.log"], "--output to app.log"),
+        (
+            &["--metrics-textfile", "app.log", "app.log"],
+            "--metrics-textfile to app.log",
+        ),
+        (
+            &["--metrics-textfile", "metrics.log", "*.log"],
+            "--metrics-textfile to metrics.log",
+        ),
+        (&["--findings", "found.log", "*.log"], "--findings to found.log"),
+    ];
+    for (args, target) in cases {
+        let mut all = vec!["--no-metrics"];
+        all.extend_from_slice(args);
+        let (status, stderr) = run_to_exit(&dir, &all);
+        assert_eq!(status.code(), Some(2), "{args:?}: stderr:\n{stderr}");
+        let expected = format!("cannot write {target}, because it is also");
+        assert_one_line_error(&stderr, &expected);
+    }
+    let content = std::fs::read(dir.join("app.log")).unwrap();
+    assert!(content.is_empty(), "the followed file was written");
+}

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,9 @@ use super::stream_metrics::{ChunkCounts, StreamMetrics};
 use super::{EXIT_ERROR, EXIT_FOUND};
 use crate::engine::{Finding, Redactor, Sink};
 use crate::observe::{FindingRecord, FindingsWriter, SourceType, Stage};
-use crate::source::{ChunkWriter, Input, StopSignal, describe, open_stdout};
+use crate::source::{
+    ChunkWriter, Input, StopSignal, describe, open_stdout, same_file,
+};
 
 /// Bytes asked for by each read. A pipe returns at most what it holds, so
 /// small inputs still come out at once. On a cached 1 GiB file (corpus
@@ -26,7 +29,7 @@ const READ_SIZE: usize = 64 * 1024;
 /// reads ahead and is woken less often than once per read.
 const PIPE_SIZE: usize = 256 * 1024;
 
-/// Where the read buffer starts: this many bytes past a page boundary.
+/// Offset of the read buffer from a page boundary, in bytes.
 ///
 /// The speed of the kernel's copy of a cached file into the buffer depends
 /// on the buffer's address. Reading 1 GiB of the `clean` corpus from the
@@ -40,7 +43,7 @@ const PIPE_SIZE: usize = 256 * 1024;
 // aligned buffer.
 const READ_BUFFER_OFFSET: usize = 16;
 
-/// Page size assumed for [`READ_BUFFER_OFFSET`]; a larger page only moves
+/// Page size assumed for [`READ_BUFFER_OFFSET`]. A larger page only moves
 /// the buffer within its page.
 const PAGE_SIZE: usize = 4096;
 
@@ -67,6 +70,7 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
              lines it counts are only exported as metrics"
         );
     }
+    reject_written_inputs(args)?;
     let scanner = args.engine.scanner()?;
     let findings = match &args.findings {
         Some(path) => {
@@ -160,6 +164,31 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_FOUND));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fails when the metrics text file or the findings file is also an input
+/// file: the text file would replace the input before it is read, and
+/// findings would be read back into the output.
+fn reject_written_inputs(args: &FilterArgs) -> anyhow::Result<()> {
+    let findings = args.findings.as_deref().filter(|path| *path != "-");
+    let written = [
+        ("--metrics-textfile", args.metrics.metrics_textfile.as_deref()),
+        ("--findings", findings.map(Path::new)),
+    ];
+    let inputs = args.files.iter().filter(|name| *name != "-");
+    for (option, path) in written {
+        let Some(path) = path else { continue };
+        for input in inputs.clone() {
+            if same_file(path, Path::new(input)) {
+                anyhow::bail!(
+                    "cannot write {option} to {}, because it is also an \
+                     input file; choose another path",
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reports why the output ended early, if it did, and returns whether that

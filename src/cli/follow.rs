@@ -27,6 +27,7 @@ pub(super) fn run(args: &FollowArgs) -> anyhow::Result<ExitCode> {
         .map(|text| Pattern::parse(text))
         .collect::<Result<Vec<_>, _>>()?;
     reject_directories(&patterns)?;
+    reject_written_followed(args, &patterns)?;
     let output = match &args.output {
         Some(path) => Output::append_to(path).with_context(|| {
             format!("cannot open --output {}", path.display())
@@ -162,6 +163,39 @@ fn reject_directories(patterns: &[Pattern]) -> anyhow::Result<()> {
                  quoted glob such as '{}/*.log'",
                 path.display(),
                 path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Fails when a file that follow mode writes is one that it follows. An
+/// --output among the plain paths would never be followed, because
+/// follow mode skips its own output. A metrics text file or a findings
+/// file would be written into the followed log, and read back as if the
+/// application had logged it.
+fn reject_written_followed(
+    args: &FollowArgs,
+    patterns: &[Pattern],
+) -> anyhow::Result<()> {
+    let findings = args.findings.as_deref().filter(|path| *path != "-");
+    let written = [
+        ("--output", args.output.as_deref(), false),
+        ("--metrics-textfile", args.metrics_textfile.as_deref(), true),
+        ("--findings", findings.map(Path::new), true),
+    ];
+    for (option, path, globs_too) in written {
+        let Some(path) = path else { continue };
+        let followed = patterns
+            .iter()
+            .filter(|pattern| globs_too || !pattern.is_glob())
+            .find(|pattern| pattern.names(path));
+        if let Some(pattern) = followed {
+            anyhow::bail!(
+                "cannot write {option} to {}, because it is also followed \
+                 (as {}); choose a path outside the followed files",
+                path.display(),
+                pattern.text()
             );
         }
     }

@@ -98,6 +98,27 @@ impl Pattern {
         self.glob.is_some()
     }
 
+    /// Returns whether `path` is a file this pattern names: the same file
+    /// as a plain path, or a name that the glob matches, compared as given
+    /// and as an absolute path.
+    pub fn names(&self, path: &Path) -> bool {
+        let Some(glob) = &self.glob else {
+            return crate::source::same_file(Path::new(&self.text), path);
+        };
+        // As the directory walk of `expand` matches: a wildcard matches
+        // neither `/` nor a leading `.`.
+        let options = glob::MatchOptions {
+            require_literal_separator: true,
+            require_literal_leading_dot: true,
+            ..glob::MatchOptions::new()
+        };
+        if glob.matches_path_with(path, options) {
+            return true;
+        }
+        std::path::absolute(path)
+            .is_ok_and(|absolute| glob.matches_path_with(&absolute, options))
+    }
+
     /// Returns the directory to watch for changes of the matches.
     pub fn watch_dir(&self) -> &Path {
         &self.base
