@@ -86,6 +86,23 @@ fn metrics_address_in_use_is_explained() {
     assert!(stderr.contains("choose another port"), "stderr:\n{stderr}");
 }
 
+/// A second follow process on a host meets the first one's default port,
+/// and the message names the default and the options that avoid it.
+#[test]
+fn default_metrics_port_in_use_explained() {
+    let dir = temp_dir("default-port-in-use");
+    // Held by this test, or else by another process: in use either way.
+    let _held = std::net::TcpListener::bind("127.0.0.1:9898");
+    let (status, stderr) = run_to_exit(&dir, &["app.log"]);
+    assert_eq!(status.code(), Some(2), "stderr:\n{stderr}");
+    assert_one_line_error(
+        &stderr,
+        "cannot listen on 127.0.0.1:9898, the default --metrics-listen: \
+         address already in use",
+    );
+    assert!(stderr.contains("--no-metrics"), "stderr:\n{stderr}");
+}
+
 #[test]
 fn corrupt_checkpoint_is_reported_once() {
     let dir = temp_dir("corrupt-checkpoint");

@@ -113,8 +113,8 @@ pub struct FilterArgs {
     pub count_lines: bool,
 
     /// After input ends, keeps serving --metrics-listen until one scrape
-    /// has read the final counts, or for at most SECONDS (default 0: exit
-    /// at once).
+    /// has read the final counts, or for at most SECONDS, a whole number;
+    /// 0 exits at once.
     #[arg(
         long,
         default_value_t = 0,
@@ -141,8 +141,8 @@ pub struct MetricsArgs {
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     pub metrics_listen: Option<SocketAddr>,
 
-    /// Writes the metrics in the Prometheus text format to PATH every
-    /// --metrics-textfile-interval and at exit, replacing the file
+    /// Writes the metrics in the Prometheus text format to PATH at start,
+    /// every --metrics-textfile-interval and at exit, replacing the file
     /// atomically, for node_exporter's textfile collector.
     #[arg(long, value_name = "PATH")]
     pub metrics_textfile: Option<PathBuf>,

@@ -11,7 +11,7 @@ use anyhow::Context;
 use super::args::FilterArgs;
 use super::export::Exporters;
 use super::stream_metrics::{ChunkCounts, StreamMetrics};
-use super::{EXIT_ERROR, EXIT_FOUND};
+use super::{EXIT_ERROR, EXIT_FOUND, open_error};
 use crate::engine::{Finding, Redactor, Sink};
 use crate::observe::{FindingRecord, FindingsWriter, SourceType, Stage};
 use crate::source::{
@@ -75,7 +75,7 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
     let findings = match &args.findings {
         Some(path) => {
             let mut writer = FindingsWriter::create(path)
-                .with_context(|| format!("cannot open --findings {path}"))?;
+                .map_err(|error| open_error("--findings", path, &error))?;
             writer.set_runbook_url(&args.runbook_url);
             Some(writer)
         }

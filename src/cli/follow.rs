@@ -12,8 +12,11 @@ use tokio::runtime::Runtime;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::args::FollowArgs;
+use super::open_error;
 use crate::observe::server::listen_error;
-use crate::observe::{FindingsWriter, Metrics, TextfileWriter, serve};
+use crate::observe::{
+    DEFAULT_METRICS_ADDR, FindingsWriter, Metrics, TextfileWriter, serve,
+};
 use crate::source::follow::output::Output;
 use crate::source::follow::watch::{Pattern, Wake};
 use crate::source::follow::{FollowConfig, Follower, touch_rotation_labels};
@@ -29,15 +32,15 @@ pub(super) fn run(args: &FollowArgs) -> anyhow::Result<ExitCode> {
     reject_directories(&patterns)?;
     reject_written_followed(args, &patterns)?;
     let output = match &args.output {
-        Some(path) => Output::append_to(path).with_context(|| {
-            format!("cannot open --output {}", path.display())
+        Some(path) => Output::append_to(path).map_err(|error| {
+            open_error("--output", &path.display().to_string(), &error)
         })?,
         None => Output::stdout().context("cannot open stdout")?,
     };
     let findings = match &args.findings {
         Some(path) => {
             let mut writer = FindingsWriter::create(path)
-                .with_context(|| format!("cannot open --findings {path}"))?;
+                .map_err(|error| open_error("--findings", path, &error))?;
             writer.set_runbook_url(&args.runbook_url);
             Some(writer)
         }
@@ -209,10 +212,26 @@ fn serve_metrics(
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
     let addr = args.metrics_listen;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(addr))
-        .map_err(|error| listen_error(addr, &error))
-        .context("--metrics-listen")?;
+    let bound = runtime.block_on(tokio::net::TcpListener::bind(addr));
+    let listener = match bound {
+        Ok(listener) => listener,
+        // Follow mode listens without being asked, so a second follow
+        // process on the host meets the first one's port.
+        Err(error)
+            if error.kind() == std::io::ErrorKind::AddrInUse
+                && addr.to_string() == DEFAULT_METRICS_ADDR =>
+        {
+            anyhow::bail!(
+                "cannot listen on {addr}, the default --metrics-listen: \
+                 address already in use; stop the process that listens \
+                 there, give another port with --metrics-listen, or serve \
+                 no metrics with --no-metrics"
+            );
+        }
+        Err(error) => {
+            return Err(listen_error(addr, &error).context("--metrics-listen"));
+        }
+    };
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(addr = %local, "metrics endpoint listening");
     let metrics = metrics.clone();

@@ -196,8 +196,10 @@ pub(super) fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
     let settings = args.settings()?;
     let findings = match &args.findings {
         Some(path) => {
-            let mut writer = FindingsWriter::create(path)
-                .with_context(|| format!("cannot open --findings {path}"))?;
+            let mut writer =
+                FindingsWriter::create(path).map_err(|error| {
+                    super::open_error("--findings", path, &error)
+                })?;
             writer.set_runbook_url(&args.runbook_url);
             Some(writer)
         }

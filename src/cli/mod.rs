@@ -44,6 +44,20 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Returns the error for a file given with `option` that cannot be opened
+/// for writing, in the `context: detail` style, with what to check.
+fn open_error(
+    option: &str,
+    path: &str,
+    error: &std::io::Error,
+) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot open {option} {path}: {}; check that its directory exists \
+         and is writable",
+        crate::observe::os_message(error)
+    )
+}
+
 /// Sends `tracing` events to stderr, filtered by `RUST_LOG` when it is set
 /// and by `level` otherwise.
 fn init_logging(level: &str) {
