@@ -130,6 +130,19 @@ fn missing_file_reported_next_read() {
     assert!(stderr.contains("No such file or directory"), "cause: {stderr}");
 }
 
+/// A file name with a newline in it still gives a one-line error, with
+/// the newline escaped.
+#[test]
+fn newline_in_name_stays_one_line() {
+    let dir = TestDir::new("newline-name");
+    let missing = dir.path.join("bad\nname.log");
+    let output = run(&[missing.to_str().unwrap()], b"");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_text(&output);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("bad\\nname.log"), "escaped: {stderr}");
+}
+
 /// A directory given as FILE is reported the same way.
 #[test]
 fn directory_as_file_reported() {

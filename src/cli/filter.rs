@@ -11,7 +11,7 @@ use anyhow::Context;
 use super::args::FilterArgs;
 use super::export::Exporters;
 use super::stream_metrics::{ChunkCounts, StreamMetrics};
-use super::{EXIT_ERROR, EXIT_FOUND, open_error};
+use super::{EXIT_ERROR, EXIT_FOUND, open_error, print_error};
 use crate::engine::{Finding, Redactor, Sink};
 use crate::observe::{FindingRecord, FindingsWriter, SourceType, Stage};
 use crate::source::{
@@ -119,7 +119,7 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(()) => {}
             Err(Failure::Input(error)) => {
-                eprintln!("cfscrub: {name}: {}", describe(&error));
+                print_error(&format!("{name}: {}", describe(&error)));
                 sink.count_error(Stage::Read);
                 failed = true;
             }
@@ -153,7 +153,7 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
     if let Some(exporters) = exporters {
         let linger = Duration::from_secs(args.metrics_linger);
         if let Err(error) = exporters.finish(linger) {
-            eprintln!("cfscrub: {error:#}");
+            print_error(&format!("{error:#}"));
             failed = true;
         }
     }
@@ -201,16 +201,19 @@ fn report_failure(result: Result<(), Failure>, sink: &FilterSink) -> bool {
             false
         }
         Err(Failure::Output(error)) => {
-            eprintln!("cfscrub: write to stdout failed: {}", describe(&error));
+            print_error(&format!(
+                "write to stdout failed: {}",
+                describe(&error)
+            ));
             sink.count_error(Stage::Write);
             true
         }
         Err(Failure::Findings(error)) => {
             let name = sink.findings.as_ref().map_or("", |f| &f.name);
-            eprintln!(
-                "cfscrub: write to findings {name} failed: {}",
+            print_error(&format!(
+                "write to findings {name} failed: {}",
                 describe(&error)
-            );
+            ));
             sink.count_error(Stage::Findings);
             true
         }

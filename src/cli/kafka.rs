@@ -220,7 +220,7 @@ pub(super) fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error) => {
-            eprintln!("cfscrub: {error}");
+            super::print_error(&error.to_string());
             Ok(ExitCode::from(EXIT_ERROR))
         }
     }

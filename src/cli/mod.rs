@@ -38,10 +38,25 @@ pub fn main() -> ExitCode {
     match result {
         Ok(status) => status,
         Err(error) => {
-            eprintln!("cfscrub: {error:#}");
+            print_error(&format!("{error:#}"));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// Prints `message` on stderr as one line that starts with `cfscrub: `.
+/// Control characters, such as a newline in a file name, are escaped as
+/// `\n` or `\u{1b}`, so the message stays on one line.
+pub(crate) fn print_error(message: &str) {
+    let mut line = String::with_capacity(message.len());
+    for c in message.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    eprintln!("cfscrub: {line}");
 }
 
 /// Returns the error for a file given with `option` that cannot be opened
