@@ -414,3 +414,86 @@ fn metrics_listen_adds_server_thread() {
     let exit = cfscrub.wait(WAIT);
     assert!(exit.status.success());
 }
+
+/// Sends `signal` to the cfscrub child.
+fn send_signal(cfscrub: &Cfscrub, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(cfscrub.child.id()).unwrap();
+    // SAFETY: kill has no memory effects; the pid is a child of this
+    // process that was not waited for yet, so it was not reused.
+    let sent = unsafe { libc::kill(pid, signal) };
+    assert_eq!(sent, 0, "signal not sent");
+}
+
+#[test]
+fn sigterm_ends_linger() {
+    let mut cfscrub = Cfscrub::spawn(&[
+        "--metrics-listen=127.0.0.1:0",
+        "--metrics-linger=600",
+    ]);
+    let addr = cfscrub.metrics_addr(WAIT);
+    cfscrub.feed(b"one line\n");
+    cfscrub.close_stdin();
+    wait_for_status(addr, "/readyz", 503, "after end of input");
+    send_signal(&cfscrub, libc::SIGTERM);
+    // Far less than the 600 s of the linger.
+    let exit = cfscrub.wait(WAIT);
+    assert!(exit.status.success(), "exit {:?}: {}", exit.status, exit.stderr);
+    assert_eq!(exit.stdout, b"one line\n");
+}
+
+/// The counts of a file are published before the next input is opened,
+/// which for a FIFO waits until a writer opens it.
+#[test]
+fn counts_published_before_next_open() {
+    let dir = TempDir::new("fifo-next");
+    let first = dir.path.join("first.log");
+    std::fs::write(&first, b"first line\nsecond line\n").unwrap();
+    let fifo = dir.path.join("next.fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|status| status.success()), "mkfifo failed");
+    let textfile = dir.path.join("cfscrub.prom");
+    let cfscrub = Cfscrub::spawn(&[
+        first.to_str().unwrap(),
+        fifo.to_str().unwrap(),
+        "--metrics-textfile",
+        textfile.to_str().unwrap(),
+        "--metrics-textfile-interval=0.05",
+    ]);
+    let read_bytes = "cfscrub_read_bytes_total{source=\"file\"}";
+    let published = wait_until(WAIT, || {
+        let text = std::fs::read_to_string(&textfile).ok()?;
+        (sample_value(&text, read_bytes) == Some(23.0)).then_some(())
+    });
+    // Lets cfscrub's open of the FIFO return, and end its input.
+    let writer = OpenOptions::new().write(true).open(&fifo).unwrap();
+    drop(writer);
+    let exit = cfscrub.wait(WAIT);
+    assert!(published.is_some(), "{read_bytes} not 23 while opening FIFO");
+    assert!(exit.status.success(), "exit {:?}: {}", exit.status, exit.stderr);
+}
+
+#[test]
+fn failed_write_counts_nothing_written() {
+    let Ok(full) = std::fs::File::options().write(true).open("/dev/full")
+    else {
+        panic!("/dev/full is missing");
+    };
+    let dir = TempDir::new("full-written");
+    let textfile = dir.path.join("cfscrub.prom");
+    let input = dir.path.join("app.log");
+    std::fs::write(&input, "line\n".repeat(1000)).unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_cfscrub"))
+        .arg(&input)
+        .arg("--metrics-textfile")
+        .arg(&textfile)
+        .stdout(full)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    let written = "cfscrub_written_bytes_total{source=\"file\"}";
+    assert_eq!(sample_value(&text, written), Some(0.0));
+    let read = "cfscrub_read_bytes_total{source=\"file\"}";
+    assert_eq!(sample_value(&text, read), Some(5000.0));
+}

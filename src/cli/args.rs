@@ -114,7 +114,7 @@ pub struct FilterArgs {
 
     /// After input ends, keeps serving --metrics-listen until one scrape
     /// has read the final counts, or for at most SECONDS, a whole number;
-    /// 0 exits at once.
+    /// 0 exits at once. SIGTERM or SIGINT ends the wait.
     #[arg(
         long,
         default_value_t = 0,
@@ -414,6 +414,11 @@ fn parse_interval(value: &str) -> Result<Duration, String> {
     })?;
     if seconds.is_nan() || seconds <= 0.0 {
         return Err("expected more than 0 seconds".to_owned());
+    }
+    // A shorter interval turns the loop that waits for it into a busy
+    // loop, and rounds to 0 below 1 ns.
+    if seconds < 0.001 {
+        return Err("expected at least 0.001 seconds".to_owned());
     }
     Duration::try_from_secs_f64(seconds)
         .map_err(|_| "expected at most 1e15 seconds".to_owned())

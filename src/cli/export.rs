@@ -52,36 +52,60 @@ impl Exporters {
     }
 
     /// Writes the text file a last time, then keeps the endpoint up until
-    /// one scrape has read the final counts or `linger` has passed, and
-    /// stops it.
+    /// one scrape has read the final counts, `linger` has passed or
+    /// `stopped` returns true, and stops it.
     ///
     /// # Errors
     ///
     /// Fails, naming the path, when the last write of the text file fails.
     /// The endpoint is stopped in any case.
-    pub fn finish(mut self, linger: Duration) -> anyhow::Result<()> {
+    pub fn finish(
+        mut self,
+        linger: Duration,
+        stopped: impl Fn() -> bool,
+    ) -> anyhow::Result<()> {
         let written = match self.textfile.take() {
             Some(textfile) => textfile.finish(),
             None => Ok(()),
         };
         let server = self.server.take();
-        if let Some(server) = server.as_ref().filter(|_| !linger.is_zero()) {
-            tracing::info!(
-                addr = %server.local_addr(),
-                linger_seconds = linger.as_secs(),
-                "input ended, waiting for a last scrape"
-            );
-            if !server.wait_for_scrape(linger) {
-                tracing::warn!(
-                    addr = %server.local_addr(),
-                    linger_seconds = linger.as_secs(),
-                    "no scrape came before --metrics-linger ran out, so the \
-                     last counts may be missing in Prometheus"
-                );
-            }
+        let lingering = server.as_ref().filter(|_| !linger.is_zero());
+        if let Some(server) = lingering {
+            linger_for_scrape(server, linger, &stopped);
         }
         // Dropping the server lets a response in progress finish.
         drop(server);
         written
     }
+}
+
+/// Waits for one scrape of `server`, for at most `linger`, and logs how
+/// the wait ended. A stop request, before or during the wait, ends it.
+fn linger_for_scrape(
+    server: &MetricsServer,
+    linger: Duration,
+    stopped: impl Fn() -> bool,
+) {
+    if stopped() {
+        tracing::info!("stop requested, not waiting for a last scrape");
+        return;
+    }
+    tracing::info!(
+        addr = %server.local_addr(),
+        linger_seconds = linger.as_secs(),
+        "input ended, waiting for a last scrape"
+    );
+    if server.wait_for_scrape_unless(linger, &stopped) {
+        return;
+    }
+    if stopped() {
+        tracing::info!("stop requested, ending the wait for a last scrape");
+        return;
+    }
+    tracing::warn!(
+        addr = %server.local_addr(),
+        linger_seconds = linger.as_secs(),
+        "no scrape came before --metrics-linger ran out, so the last counts \
+         may be missing in Prometheus"
+    );
 }

@@ -111,6 +111,11 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
     let mut result = Ok(());
     for name in &names {
         result = filter_one(name, &mut redactor, &mut sink, buf, &stop);
+        // Opening the next input can block, as a FIFO does until a writer
+        // opens it, so the counts of this one are published first.
+        if let Some(metrics) = &mut sink.metrics {
+            metrics.publish(redactor.stats());
+        }
         match result {
             Ok(()) if stop.requested() => {
                 let signal = stop.signal_name().unwrap_or("a signal");
@@ -152,7 +157,7 @@ pub(super) fn run(args: &FilterArgs) -> anyhow::Result<ExitCode> {
     );
     if let Some(exporters) = exporters {
         let linger = Duration::from_secs(args.metrics_linger);
-        if let Err(error) = exporters.finish(linger) {
+        if let Err(error) = exporters.finish(linger, || stop.requested()) {
             print_error(&format!("{error:#}"));
             failed = true;
         }

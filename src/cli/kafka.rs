@@ -215,7 +215,7 @@ pub(super) fn run(args: &KafkaArgs) -> anyhow::Result<ExitCode> {
     let result =
         crate::kafka::run(settings, scanner, metrics, findings, shutdown);
     if let Some(exporters) = exporters {
-        exporters.finish(Duration::ZERO)?;
+        exporters.finish(Duration::ZERO, || false)?;
     }
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),

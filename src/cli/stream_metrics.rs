@@ -50,8 +50,13 @@ pub(super) struct StreamMetrics {
     count_lines: bool,
     /// The record counters of `source`, when lines are counted.
     records: Option<RecordCounters>,
-    /// The redactor's totals at the last publish.
+    /// The redactor's totals at the last publish, less `unwritten`.
     published: Stats,
+    /// The redactor's `bytes_out` at the last chunk or end.
+    bytes_out_seen: u64,
+    /// Bytes the redactor gave to a write that failed: counted in its
+    /// `bytes_out`, but not written.
+    unwritten: u64,
     batch: Batch,
     last_publish: Instant,
     /// Whether the last byte read was a newline, or nothing was read.
@@ -67,6 +72,8 @@ impl StreamMetrics {
             count_lines,
             records: None,
             published: Stats::default(),
+            bytes_out_seen: 0,
+            unwritten: 0,
             batch: Batch::default(),
             last_publish: Instant::now(),
             at_line_start: true,
@@ -88,6 +95,7 @@ impl StreamMetrics {
     /// Adds the counts of one chunk, and publishes them when the batch is
     /// due.
     pub fn chunk(&mut self, stats: &Stats, counts: &ChunkCounts) {
+        self.track_written(stats, counts.written);
         let batch = &mut self.batch;
         batch.chunks += 1;
         batch.lines_read += counts.newlines;
@@ -108,6 +116,7 @@ impl StreamMetrics {
     /// Publishes the last counts at the end of input. A last line without
     /// a newline is a record too, and `written` is whether it was written.
     pub fn end(&mut self, stats: &Stats, written: bool) {
+        self.track_written(stats, written);
         if !self.at_line_start {
             self.batch.lines_read += 1;
             if written {
@@ -118,11 +127,22 @@ impl StreamMetrics {
         self.metrics.ready.set(0);
     }
 
+    /// Notes whether the bytes that the redactor gave out since the last
+    /// call were written.
+    fn track_written(&mut self, stats: &Stats, written: bool) {
+        if !written {
+            self.unwritten += stats.bytes_out - self.bytes_out_seen;
+        }
+        self.bytes_out_seen = stats.bytes_out;
+    }
+
     /// Adds the open batch and what the redactor counted since the last
     /// publish to the shared metrics.
     pub fn publish(&mut self, stats: &Stats) {
-        self.metrics.publish(self.source, &self.published, stats);
-        self.published = *stats;
+        let mut now = *stats;
+        now.bytes_out -= self.unwritten;
+        self.metrics.publish(self.source, &self.published, &now);
+        self.published = now;
         let batch = std::mem::take(&mut self.batch);
         if let Some(records) = &self.records {
             records.read.inc_by(batch.lines_read);
@@ -234,6 +254,21 @@ mod tests {
         assert_eq!(records.read.get(), 2, "open last line not counted");
         assert_eq!(records.written.get(), 2);
         assert_eq!(metrics.ready.get(), 0);
+    }
+
+    #[test]
+    fn failed_write_not_counted_written() {
+        let metrics = Metrics::new().unwrap();
+        let mut stream = StreamMetrics::new(metrics.clone(), false);
+        stream.start_source(SourceType::Stdin, &Stats::default());
+        stream.chunk(&stats(100), &counts(0));
+        let mut failed = counts(0);
+        failed.written = false;
+        stream.chunk(&stats(250), &failed);
+        stream.end(&stats(250), false);
+        let counters = metrics.source(SourceType::Stdin);
+        assert_eq!(counters.read_bytes.get(), 250);
+        assert_eq!(counters.written_bytes.get(), 100);
     }
 
     #[test]

@@ -329,6 +329,16 @@ impl MetricsServer {
     /// still be on its way when this returns, but dropping the server lets
     /// it finish.
     pub fn wait_for_scrape(&self, timeout: Duration) -> bool {
+        self.wait_for_scrape_unless(timeout, || false)
+    }
+
+    /// Like [`MetricsServer::wait_for_scrape`], but also gives up, and
+    /// returns false, as soon as `stopped` returns true.
+    pub fn wait_for_scrape_unless(
+        &self,
+        timeout: Duration,
+        stopped: impl Fn() -> bool,
+    ) -> bool {
         const POLL: Duration = Duration::from_millis(20);
         let before = self.scrapes();
         let deadline = Instant::now() + timeout;
@@ -337,7 +347,7 @@ impl MetricsServer {
                 return true;
             }
             let now = Instant::now();
-            if now >= deadline {
+            if now >= deadline || stopped() {
                 return false;
             }
             std::thread::sleep(POLL.min(deadline - now));
