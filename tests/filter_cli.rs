@@ -171,8 +171,11 @@ fn written_file_as_input_rejected() {
              an input file; choose another path\n"
         );
         assert_eq!(stderr_text(&output), expected, "{option}");
-        let kept = std::fs::read(&input).unwrap();
-        assert_eq!(kept, b"line one\nline two\n", "{option}: input changed");
+        let content = std::fs::read(&input).unwrap();
+        assert_eq!(
+            content, b"line one\nline two\n",
+            "{option}: input changed"
+        );
     }
 }
 

@@ -92,7 +92,7 @@ fn metrics_address_in_use_is_explained() {
 fn default_metrics_port_in_use_explained() {
     let dir = temp_dir("default-port-in-use");
     // Held by this test, or else by another process: in use either way.
-    let _held = std::net::TcpListener::bind("127.0.0.1:9898");
+    let _listener = std::net::TcpListener::bind("127.0.0.1:9898");
     let (status, stderr) = run_to_exit(&dir, &["app.log"]);
     assert_eq!(status.code(), Some(2), "stderr:\n{stderr}");
     assert_one_line_error(

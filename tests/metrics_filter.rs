@@ -27,12 +27,17 @@ fn wait_for_status(addr: SocketAddr, path: &str, status: u16, phase: &str) {
     );
 }
 
+/// Creates a named pipe at `path` with mkfifo(1).
+fn make_fifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status();
+    assert!(status.is_ok_and(|status| status.success()), "mkfifo failed");
+}
+
 #[test]
 fn readyz_tracks_input_phases() {
     let dir = TempDir::new("readyz");
     let fifo = dir.path.join("input.fifo");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-    assert!(made.is_ok_and(|status| status.success()), "mkfifo failed");
+    make_fifo(&fifo);
     let fifo_arg = fifo.to_str().unwrap();
     let mut cfscrub = Cfscrub::spawn(&[
         fifo_arg,
@@ -449,8 +454,7 @@ fn counts_published_before_next_open() {
     let first = dir.path.join("first.log");
     std::fs::write(&first, b"first line\nsecond line\n").unwrap();
     let fifo = dir.path.join("next.fifo");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-    assert!(made.is_ok_and(|status| status.success()), "mkfifo failed");
+    make_fifo(&fifo);
     let textfile = dir.path.join("cfscrub.prom");
     let cfscrub = Cfscrub::spawn(&[
         first.to_str().unwrap(),

@@ -246,7 +246,7 @@ fn filter_one(
     let source =
         if name == "-" { SourceType::Stdin } else { SourceType::File };
     if let Some(metrics) = &mut sink.metrics {
-        metrics.start_source(source, redactor.stats());
+        metrics.start_source(source);
     }
     loop {
         // The metrics publish a batch of reads at a time. A read that has

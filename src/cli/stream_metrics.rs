@@ -81,10 +81,9 @@ impl StreamMetrics {
         }
     }
 
-    /// Publishes what the last input counted and marks `source` as open
-    /// and being read.
-    pub fn start_source(&mut self, source: SourceType, stats: &Stats) {
-        self.publish(stats);
+    /// Marks `source` as open and being read. The caller publishes the
+    /// counts of the input before it first.
+    pub fn start_source(&mut self, source: SourceType) {
         self.source = source;
         if self.count_lines {
             self.records = Some(self.metrics.records(source));
@@ -216,7 +215,7 @@ mod tests {
     fn full_chunks_wait_for_batch() {
         let metrics = Metrics::new().unwrap();
         let mut stream = StreamMetrics::new(metrics.clone(), true);
-        stream.start_source(SourceType::Stdin, &Stats::default());
+        stream.start_source(SourceType::Stdin);
         for chunk in 1..PUBLISH_CHUNKS {
             stream.chunk(&stats(u64::from(chunk) * 100), &counts(2));
         }
@@ -233,7 +232,7 @@ mod tests {
     fn chunk_after_interval_publishes() {
         let metrics = Metrics::new().unwrap();
         let mut stream = StreamMetrics::new(metrics.clone(), false);
-        stream.start_source(SourceType::Stdin, &Stats::default());
+        stream.start_source(SourceType::Stdin);
         let mut late = counts(0);
         late.scan_end = stream.last_publish + PUBLISH_INTERVAL;
         stream.chunk(&stats(100), &late);
@@ -244,7 +243,7 @@ mod tests {
     fn end_publishes_open_batch() {
         let metrics = Metrics::new().unwrap();
         let mut stream = StreamMetrics::new(metrics.clone(), true);
-        stream.start_source(SourceType::Stdin, &Stats::default());
+        stream.start_source(SourceType::Stdin);
         let mut open_line = counts(1);
         open_line.last_byte = b'x';
         stream.chunk(&stats(100), &open_line);
@@ -260,7 +259,7 @@ mod tests {
     fn failed_write_not_counted_written() {
         let metrics = Metrics::new().unwrap();
         let mut stream = StreamMetrics::new(metrics.clone(), false);
-        stream.start_source(SourceType::Stdin, &Stats::default());
+        stream.start_source(SourceType::Stdin);
         stream.chunk(&stats(100), &counts(0));
         let mut failed = counts(0);
         failed.written = false;
